@@ -1,0 +1,107 @@
+"""The application factory, built from named steps."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import models  # noqa: F401  (registers every table on the metadata)
+from .auth import BootstrapPrincipal
+from .config import Config, normalise_database_url
+from .crypto import KeyConfigurationError, SecretBox, decode_key, load_or_create_key_file
+from .database import configure_engines
+from .errors import register_error_handlers
+from . import extensions
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def create_app(config: type | dict[str, Any] | None = None) -> Flask:
+    """Build the service. ``config`` is a class or mapping overriding ``Config``."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.json.sort_keys = False  # fields in the seeds' order
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+
+    configure_logging(app)
+    configure_database(app)
+    configure_secrets(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    if app.config["BOOTSTRAP_API_KEY"]:
+        BootstrapPrincipal(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    app.logger.setLevel(level)
+    # SQL echo would show statement parameters; keep it off unless asked for by name.
+    logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))
+
+
+def configure_database(app: Flask) -> None:
+    url = app.config["DATABASE_URL"]
+    if not url:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{Path(app.instance_path) / 'nevisidm.db'}"
+    url = normalise_database_url(url)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
+    if url.startswith("postgresql"):
+        # Fail fast (503) instead of hanging when the database cannot be reached.
+        options["connect_args"] = {"connect_timeout": 5}
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def configure_secrets(app: Flask) -> None:
+    """The AES-GCM box for credential secrets. A bad key stops start-up with a clear error."""
+    encoded = app.config["CREDENTIAL_ENCRYPTION_KEY"]
+    if encoded:
+        key = decode_key(encoded)
+    elif app.config["APP_ENV"] == "production":
+        raise KeyConfigurationError(
+            "CREDENTIAL_ENCRYPTION_KEY must be set when APP_ENV=production "
+            "(Base64 of 32 random bytes)"
+        )
+    else:
+        key = load_or_create_key_file(Path(app.instance_path) / "credential-encryption.key")
+    app.extensions["nevisidm.secret_box"] = SecretBox(key)
+
+
+def register_extensions(app: Flask) -> None:
+    # ``extensions.api``, not ``api``: the name ``app.api`` is the package of blueprints.
+    extensions.db.init_app(app)
+    configure_engines(app)
+    extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS), render_as_batch=True)
+    extensions.api.init_app(app)
+    extensions.api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An api key"}
+    )
+
+
+def register_blueprints(app: Flask) -> None:
+    from .api import register_blueprints as register
+
+    register(extensions.api)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    # After api.init_app, so that these replace flask-smorest's own handler.
+    register_error_handlers(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import api_key
+
+    app.cli.add_command(api_key)

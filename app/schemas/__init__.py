@@ -1,0 +1,1 @@
+"""Marshmallow schemas: request bodies (``*CreateSchema``) and responses, kept apart."""

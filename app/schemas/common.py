@@ -1,0 +1,101 @@
+"""Fields and base schemas shared by every resource."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, fields, post_load, validate
+
+from ..models import STATES
+
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# extIds travel in URL paths: no '/', no control characters, no surrounding blanks.
+_EXT_ID = re.compile(r"(?=\S)(?!.*\s\Z)[^/\x00-\x1f\x7f]{1,255}\Z")
+
+
+class InputSchema(Schema):
+    """A request body: unknown fields are an error, so that a typo never passes silently."""
+
+    class Meta:
+        unknown = RAISE
+
+
+class CreateSchema(InputSchema):
+    """A create body: an optional field sent as ``null`` means the same as leaving it out."""
+
+    @post_load
+    def drop_nulls(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return {name: value for name, value in data.items() if value is not None}
+
+
+class OutputSchema(Schema):
+    """A response body; fields are dumped in declaration order."""
+
+
+class UtcDateTime(fields.Field):
+    """ISO 8601 in UTC at second precision with a ``Z`` (``2026-11-22T10:15:30Z``).
+
+    Input may carry any offset (or none, meaning UTC) and is normalised to UTC.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 date-time, e.g. 2026-11-22T10:15:30Z.",
+    }
+
+    def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).strftime(DATE_FORMAT)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as error:
+            raise self.make_error("invalid") from error
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).replace(microsecond=0)
+
+
+class ExtId(fields.String):
+    """An external id: 1 to 255 characters, usable as a URL path segment."""
+
+    format_rule = validate.Regexp(
+        _EXT_ID,
+        error="Must be 1 to 255 characters, without '/', control characters or surrounding blanks.",
+    )
+
+    def __init__(self, *, extra_rules: list[validate.Validator] = (), **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).update(minLength=1, maxLength=255)
+        kwargs.setdefault("allow_none", True)
+        super().__init__(validate=[self.format_rule, *extra_rules], **kwargs)
+
+
+class StateName(fields.String):
+    """A credential state. Input may use ``_`` for ``-`` and any case; output uses ``-``."""
+
+    default_error_messages = {"state": f"Must be one of: {', '.join(STATES)}."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("enum", list(STATES))
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        state = text.strip().lower().replace("_", "-")
+        if state not in STATES:
+            raise self.make_error("state")
+        return state
+
+
+class TrackedSchema(OutputSchema):
+    """What every entity shows: its dates, version and extId."""
+
+    created = UtcDateTime(required=True)
+    lastModified = UtcDateTime(attribute="last_modified", required=True)
+    version = fields.Integer(required=True)
+    extId = fields.String(attribute="ext_id", required=True)

@@ -1,0 +1,26 @@
+"""The representation every credential shares (contract section 6)."""
+
+from marshmallow import fields
+
+from ..models import STATES, TYPE_NAMES
+from .common import OutputSchema, TrackedSchema, UtcDateTime
+
+
+class ValiditySchema(OutputSchema):
+    valid_from = UtcDateTime(data_key="from", attribute="from", allow_none=True)
+    to = UtcDateTime(allow_none=True)
+
+
+class CredentialSchema(TrackedSchema):
+    userExtId = fields.String(attribute="user.ext_id", allow_none=True)
+    policyExtId = fields.String(attribute="policy.ext_id")
+    stateName = fields.String(attribute="state_name", metadata={"enum": list(STATES)})
+    stateChangeReason = fields.String(attribute="state_change_reason", allow_none=True)
+    stateChangeDetail = fields.String(attribute="state_change_detail", allow_none=True)
+    lastSuccessfulLoginDate = UtcDateTime(attribute="last_successful_login_date", allow_none=True)
+    successfulLoginCount = fields.Integer(attribute="successful_login_count")
+    lastFailedLoginDate = UtcDateTime(attribute="last_failed_login_date", allow_none=True)
+    failedLoginCount = fields.Integer(attribute="failed_login_count")
+    modificationComment = fields.String(attribute="modification_comment", allow_none=True)
+    type = fields.String(attribute="type_name", metadata={"enum": list(TYPE_NAMES.values())})
+    validity = fields.Nested(ValiditySchema)

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates
+
+from ..crypto import HASH_ALGORITHMS
+from ..models import POLICY_TYPES
+from .common import CreateSchema, ExtId, TrackedSchema
+
+MAX_MILLISECONDS = 100 * 365 * 24 * 3600 * 1000  # a hundred years
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if not value.isdigit() or not low <= int(value) <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[str], None]:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise ValueError(f"must be one of: {', '.join(choices)}")
+
+    return check
+
+
+# The parameters the service acts on, and what each accepts. Others are stored as given.
+KNOWN_PARAMETERS: dict[str, Callable[[str], None]] = {
+    "credentialLifetime": _whole_number(1, MAX_MILLISECONDS),
+    "hashAlgorithm": _one_of(*HASH_ALGORITHMS),
+    "maxCredFailureCount": _whole_number(1, 1000),
+    "tmpLockingThreshold": _whole_number(1, 1000),
+    "tmpLockingDuration": _whole_number(1, MAX_MILLISECONDS),
+}
+
+
+class ParameterValue(fields.String):
+    """A parameter value is a string; a JSON number is taken as its digits."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class PolicyCreateSchema(CreateSchema):
+    extId = ExtId(attribute="ext_id")
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    policyType = fields.String(
+        attribute="policy_type", required=True, validate=validate.OneOf(POLICY_TYPES)
+    )
+    defaultPolicy = fields.Boolean(attribute="default_policy", allow_none=True)
+    parameters = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        values=ParameterValue(validate=validate.Length(max=1000)),
+        allow_none=True,
+    )
+
+    @validates("parameters")
+    def check_known_parameters(self, parameters: dict[str, str] | None, **kwargs: Any) -> None:
+        problems = {}
+        for name, value in (parameters or {}).items():
+            check = KNOWN_PARAMETERS.get(name)
+            if check is None:
+                continue
+            try:
+                check(value)
+            except ValueError as error:
+                problems[name] = [f"{name} {error}."]
+        if problems:
+            raise ValidationError(problems)
+
+
+class PolicySchema(TrackedSchema):
+    clientExtId = fields.String(attribute="client.ext_id")
+    name = fields.String()
+    policyType = fields.String(attribute="policy_type", metadata={"enum": list(POLICY_TYPES)})
+    defaultPolicy = fields.Boolean(attribute="is_default")
+    parameters = fields.Dict(keys=fields.String(), values=fields.String())
