@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DuplicateValue, InvalidData, NoRecord
 from ..models import Client, Policy
@@ -81,6 +82,9 @@ class PolicyRepository(Repository):
         return policy
 
     def _find(self, client: Client, ext_id: str) -> Policy | None:
-        return self.session.scalars(
+        policy = self.session.scalars(
             select(Policy).where(Policy.client_id == client.id, Policy.ext_id == ext_id)
         ).one_or_none()
+        if policy is not None:
+            set_committed_value(policy, "client", client)  # known already: no second query
+        return policy

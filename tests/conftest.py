@@ -1,0 +1,131 @@
+"""Fixtures: every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+
+Each database is migrated once per session (from empty, with the project's migrations); each
+test gets a fresh app over it and leaves the tables empty behind it. PostgreSQL runs use a
+schema of their own, so that several runs can share one server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import flask_migrate
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.auth import PERMISSIONS
+from app.config import TestConfig, normalise_database_url
+from app.extensions import db
+from app.repositories.principals import PrincipalRepository
+
+CORE = "/nevisidm/api/core/v1"
+
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def make_app(database_url: str, **settings: Any) -> Flask:
+    config = type("Settings", (TestConfig,), {"DATABASE_URL": database_url, **settings})
+    return create_app(config)
+
+
+def _with_search_path(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A database migrated to the newest revision, for the whole session."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        cleanup = None
+    else:
+        server_url = normalise_database_url(os.environ["TEST_DATABASE_URL"])
+        schema = f"test_{os.getpid()}_{secrets.token_hex(3)}"
+        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+        url = _with_search_path(server_url, schema)
+
+        def cleanup() -> None:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
+    app = make_app(url)
+    with app.app_context():
+        flask_migrate.upgrade()
+        db.engine.dispose()
+    yield url
+    if cleanup:
+        cleanup()
+
+
+def empty_tables(app: Flask) -> None:
+    with app.app_context():
+        tables = list(reversed(db.metadata.sorted_tables))
+        with db.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                names = ", ".join(table.name for table in tables)
+                connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            else:
+                for table in tables:
+                    connection.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = make_app(database_url)
+    yield app
+    empty_tables(app)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_key(app: Flask):
+    """Create a principal with the given permissions (and data room) and return its key."""
+
+    def make(*permissions: str, clients: list[str] | None = None) -> str:
+        with app.app_context():
+            _, key = PrincipalRepository().create(
+                name=f"principal-{uuid.uuid4().hex[:12]}",
+                permissions=list(permissions),
+                client_ext_ids=clients,
+            )
+        return key
+
+    return make
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def admin(make_key) -> dict[str, str]:
+    """Headers of a principal holding every permission on every client."""
+    return bearer(make_key(*PERMISSIONS))
+
+
+@pytest.fixture
+def acme(client: FlaskClient, admin) -> dict[str, Any]:
+    """A client 'acme' with a user 'alice'; returns the client's JSON."""
+    response = client.post(f"{CORE}/clients", json={"extId": "acme", "name": "Acme"}, headers=admin)
+    assert response.status_code == 201, response.json
+    response = client.post(
+        f"{CORE}/acme/users", json={"extId": "alice", "loginId": "alice"}, headers=admin
+    )
+    assert response.status_code == 201, response.json
+    return response.json
