@@ -8,13 +8,15 @@ from typing import Any
 
 from flask import Flask
 
-from . import models  # noqa: F401  (registers every table on the metadata)
+from . import (
+    extensions,
+    models,  # noqa: F401  (registers every table on the metadata)
+)
 from .auth import BootstrapPrincipal
 from .config import Config, normalise_database_url
 from .crypto import KeyConfigurationError, SecretBox, decode_key, load_or_create_key_file
 from .database import configure_engines
 from .errors import register_error_handlers
-from . import extensions
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -82,7 +82,9 @@ def require_permissions(*needed: str, every_client: bool = False) -> Callable[[V
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             principal = authenticated_principal()
-            missing = [permission for permission in needed if permission not in principal.permissions]
+            missing = [
+                permission for permission in needed if permission not in principal.permissions
+            ]
             if missing:
                 raise PermissionDenied(f"Permission required: {', '.join(missing)}")
             client_ext_id = kwargs.get("client_ext_id")

@@ -46,6 +46,10 @@ def create_api_key(name: str, permissions: tuple[str, ...], clients: tuple[str, 
     except ApiError as error:
         raise click.ClickException(error.message) from None
     data_room = ", ".join(principal.client_ext_ids) if principal.client_ext_ids else "every client"
-    click.echo(f"Created principal '{principal.name}' ({len(principal.permissions)} permissions; clients: {data_room}).", err=True)
+    granted = len(principal.permissions)
+    click.echo(
+        f"Created principal '{principal.name}' ({granted} permissions; clients: {data_room}).",
+        err=True,
+    )
     click.echo("Its api key (shown once):", err=True)
     click.echo(key)

@@ -53,12 +53,19 @@ class Credential(Entity, db.Model):
     modification_comment: Mapped[str | None] = mapped_column(String(1024))
     valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
     valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(default=1)
 
     client: Mapped[Client] = relationship(lazy="raise")
     user: Mapped[User | None] = relationship(lazy="raise")
     policy: Mapped[Policy] = relationship(lazy="raise")
 
-    __mapper_args__ = {"polymorphic_on": kind}
+    # Optimistic locking: every UPDATE carries "WHERE version = <the version read>"; the
+    # repositories set the new version themselves (see CredentialRepository.save_changes).
+    __mapper_args__ = {
+        "polymorphic_on": kind,
+        "version_id_col": version,
+        "version_id_generator": False,
+    }
     __table_args__ = (
         # An extId is unique among the credentials of a client.
         UniqueConstraint("client_id", "ext_id", name="uq_credentials_client_ext_id"),

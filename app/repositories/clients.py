@@ -37,5 +37,7 @@ class ClientRepository(Repository):
 
     def _explain_conflict(self, client: Client) -> DuplicateValue:
         if self.find(client.ext_id) is not None:
-            return DuplicateValue(f"A client with extId '{client.ext_id}' already exists", field="extId")
+            return DuplicateValue(
+                f"A client with extId '{client.ext_id}' already exists", field="extId"
+            )
         return DuplicateValue(f"A client named '{client.name}' already exists", field="name")

@@ -32,9 +32,7 @@ class PolicyRepository(Repository):
         if default_policy:
             # Serialise default changes per client (PostgreSQL row lock; SQLite writers are
             # serialised already), then retire the old default.
-            self.session.execute(
-                select(Client.id).where(Client.id == client.id).with_for_update()
-            )
+            self.session.execute(select(Client.id).where(Client.id == client.id).with_for_update())
             self.session.execute(
                 update(Policy)
                 .where(

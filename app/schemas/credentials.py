@@ -1,9 +1,9 @@
 """The representation every credential shares (contract section 6)."""
 
-from marshmallow import fields
+from marshmallow import fields, validate
 
 from ..models import STATES, TYPE_NAMES
-from .common import OutputSchema, TrackedSchema, UtcDateTime
+from .common import ExtId, InputSchema, OutputSchema, StateName, TrackedSchema, UtcDateTime
 
 
 class ValiditySchema(OutputSchema):
@@ -24,3 +24,21 @@ class CredentialSchema(TrackedSchema):
     modificationComment = fields.String(attribute="modification_comment", allow_none=True)
     type = fields.String(attribute="type_name", metadata={"enum": list(TYPE_NAMES.values())})
     validity = fields.Nested(ValiditySchema)
+
+
+class ValidityInputSchema(InputSchema):
+    valid_from = UtcDateTime(data_key="from", attribute="from")
+    to = UtcDateTime(allow_none=True)
+
+
+class CredentialUpdateSchema(InputSchema):
+    """The PATCH fields every credential takes. ``version`` is the one read (optimistic
+    locking); a field left out is left as it is."""
+
+    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    stateName = StateName(attribute="state_name")
+    modificationComment = fields.String(
+        attribute="modification_comment", allow_none=True, validate=validate.Length(max=1024)
+    )
+    policyExtId = ExtId(attribute="policy_ext_id")
+    validity = fields.Nested(ValidityInputSchema)

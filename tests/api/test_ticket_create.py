@@ -91,8 +91,12 @@ def test_ticket_uses_the_clients_default_ticket_policy(client, admin, acme):
 def test_every_request_field_is_honoured(client, admin, acme):
     policy = client.post(
         f"{CORE}/acme/policies",
-        json={"extId": "tickets-1h", "name": "One hour", "policyType": "TicketPolicy",
-              "parameters": {"credentialLifetime": "3600000"}},
+        json={
+            "extId": "tickets-1h",
+            "name": "One hour",
+            "policyType": "TicketPolicy",
+            "parameters": {"credentialLifetime": "3600000"},
+        },
         headers=admin,
     ).json
     response = client.post(
@@ -119,7 +123,11 @@ def test_every_request_field_is_honoured(client, admin, acme):
 
 @pytest.mark.parametrize(
     ("given", "stored"),
-    [("tmp_locked", "tmp-locked"), ("FAIL_LOCKED", "fail-locked"), ("admin-changed", "admin-changed")],
+    [
+        ("tmp_locked", "tmp-locked"),
+        ("FAIL_LOCKED", "fail-locked"),
+        ("admin-changed", "admin-changed"),
+    ],
 )
 def test_state_names_may_use_underscores_and_are_returned_with_dashes(
     client, admin, acme, given, stored
@@ -157,8 +165,12 @@ def test_ticket_is_stored_only_as_a_salted_sha256_hash(client, admin, acme, app)
 def test_ssha_policy_hashes_with_sha1(client, admin, acme):
     client.post(
         f"{CORE}/acme/policies",
-        json={"extId": "sha1", "name": "Legacy", "policyType": "TicketPolicy",
-              "parameters": {"hashAlgorithm": "SSHA"}},
+        json={
+            "extId": "sha1",
+            "name": "Legacy",
+            "policyType": "TicketPolicy",
+            "parameters": {"hashAlgorithm": "SSHA"},
+        },
         headers=admin,
     )
     body = client.post(TICKET_URL, json={"policyExtId": "sha1"}, headers=admin).json
@@ -280,7 +292,9 @@ def test_policy_of_another_client_is_404(client, admin, acme):
         ({"extid": "typo", "stateName": "nope", "context": 1}, ["context", "extid", "stateName"]),
     ],
 )
-def test_bad_bodies_get_one_entry_per_problem_and_write_nothing(client, admin, acme, app, body, fields):
+def test_bad_bodies_get_one_entry_per_problem_and_write_nothing(
+    client, admin, acme, app, body, fields
+):
     response = client.post(TICKET_URL, json=body, headers=admin)
 
     assert response.status_code == 422

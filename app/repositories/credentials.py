@@ -1,0 +1,69 @@
+"""What the credential repositories share: optimistic locking and the common PATCH fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..errors import InvalidData, StaleVersion
+from ..models import Credential
+from ..models.types import utcnow
+from .base import Repository
+from .policies import PolicyRepository
+
+ADMIN_CHANGE_REASON = "changed-by-admin"
+
+
+class CredentialRepository(Repository):
+    """Base of TicketRepository and VascoRepository."""
+
+    #: The policy type a credential of this repository follows.
+    policy_type: str
+
+    def apply_common_changes(self, credential: Credential, changes: dict[str, Any]) -> None:
+        """Set the fields every credential's PATCH takes, from a parsed PATCH body.
+
+        ``changes`` may hold ``state_name``, ``modification_comment``, ``policy_ext_id`` and
+        ``validity`` (``{"from": ..., "to": ...}``, either may be left out); absent keys are
+        left as they are. A new state records ``changed-by-admin`` as its reason.
+        """
+        if "state_name" in changes and changes["state_name"] != credential.state_name:
+            credential.state_name = changes["state_name"]
+            credential.state_change_reason = ADMIN_CHANGE_REASON
+            credential.state_change_detail = None
+        if "modification_comment" in changes:
+            credential.modification_comment = changes["modification_comment"]
+        if changes.get("policy_ext_id") is not None:
+            credential.policy = PolicyRepository().for_credential(
+                credential.client, changes["policy_ext_id"], self.policy_type
+            )
+        validity = changes.get("validity") or {}
+        valid_from: datetime = validity.get("from", credential.valid_from)
+        valid_to: datetime | None = validity.get("to", credential.valid_to)
+        if valid_to is not None and valid_to <= valid_from:
+            raise InvalidData("validity.to must be after validity.from", field="validity.to")
+        credential.valid_from, credential.valid_to = valid_from, valid_to
+
+    def save_changes(self, credential: Credential, expected_version: int) -> None:
+        """Commit the changes made to ``credential`` if it is still at ``expected_version``.
+
+        A stale version, whether the caller's or one lost to a concurrent writer, is 409
+        ``errors.pessimisticLockingFailure``; ``version`` and ``lastModified`` move on success.
+        """
+        if credential.version != expected_version:
+            self.session.rollback()
+            raise StaleVersion(
+                f"Credential '{credential.ext_id}' is at version {credential.version}, "
+                f"not {expected_version}: read it again and retry"
+            )
+        credential.version = expected_version + 1
+        credential.last_modified = utcnow()
+        try:
+            self.session.commit()
+        except StaleDataError:
+            self.session.rollback()
+            raise StaleVersion(
+                f"Credential '{credential.ext_id}' was changed concurrently: read it again"
+            ) from None

@@ -1,0 +1,61 @@
+"""Keyset pagination, the nevisIDM way: ``limit`` and an opaque ``continuationToken``.
+
+The token holds the (created, extId) of the last item returned; the next page starts after
+it. No OFFSET: a page costs the same however deep the walk, and items created during the
+walk do not shift the pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, tuple_
+
+from ..errors import InvalidData
+from ..extensions import db
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    continuation_token: str | None
+    limit: int
+
+    @property
+    def pagination(self) -> Page:
+        """What ``_pagination`` shows: this page's token and limit."""
+        return self
+
+
+def encode_token(created: datetime, ext_id: str) -> str:
+    raw = json.dumps([created.isoformat(), ext_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created, ext_id = json.loads(raw)
+        return datetime.fromisoformat(created), str(ext_id)
+    except (binascii.Error, ValueError, TypeError) as error:
+        raise InvalidData(
+            "continuationToken is not a token this service issued", field="continuationToken"
+        ) from error
+
+
+def keyset_page(statement: Select, model: Any, limit: int, token: str | None) -> Page:
+    """Run ``statement`` (a select of ``model``) for one page in (created, extId) order."""
+    if token:
+        created, ext_id = decode_token(token)
+        statement = statement.where(tuple_(model.created, model.ext_id) > tuple_(created, ext_id))
+    statement = statement.order_by(model.created, model.ext_id).limit(limit + 1)
+    items = list(db.session.scalars(statement))
+    if len(items) <= limit:
+        return Page(items, None, limit)
+    items = items[:limit]
+    return Page(items, encode_token(items[-1].created, items[-1].ext_id), limit)
