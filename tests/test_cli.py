@@ -15,8 +15,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_created_key_is_the_last_line_and_works(app, client):
     result = app.test_cli_runner().invoke(
-        args=["api-key", "create", "--name", "ops", "--permission", CLIENT_VIEW,
-              "--permission", USER_VIEW]
+        args=[
+            "api-key",
+            "create",
+            "--name",
+            "ops",
+            "--permission",
+            CLIENT_VIEW,
+            "--permission",
+            USER_VIEW,
+        ]
     )
     assert result.exit_code == 0, result.output
     key = result.output.strip().splitlines()[-1]
@@ -28,8 +36,16 @@ def test_created_key_is_the_last_line_and_works(app, client):
 
 def test_client_option_limits_the_data_room(app, client):
     result = app.test_cli_runner().invoke(
-        args=["api-key", "create", "--name", "acme-ops", "--permission", CLIENT_VIEW,
-              "--client", "acme"]
+        args=[
+            "api-key",
+            "create",
+            "--name",
+            "acme-ops",
+            "--permission",
+            CLIENT_VIEW,
+            "--client",
+            "acme",
+        ]
     )
     key = result.output.strip().splitlines()[-1]
     response = client.get(f"{CORE}/clients/globex", headers=bearer(key))
@@ -57,9 +73,25 @@ def test_command_runs_from_the_shell_with_the_wsgi_app(database_url, app, client
     environment = {**os.environ, "DATABASE_URL": database_url}
     environment.pop("BOOTSTRAP_API_KEY", None)
     completed = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", "api-key", "create", "--name", "shell",
-         "--permission", CLIENT_VIEW],
-        cwd=ROOT, env=environment, capture_output=True, text=True, check=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "wsgi",
+            "api-key",
+            "create",
+            "--name",
+            "shell",
+            "--permission",
+            CLIENT_VIEW,
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     key = completed.stdout.strip().splitlines()[-1]
     response = client.get("/nevisidm/api/principal/v1/permissions", headers=bearer(key))

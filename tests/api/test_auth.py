@@ -43,7 +43,9 @@ def code_of(response) -> str:
 @pytest.mark.parametrize(
     "authorization", [None, "Bearer", "Bearer not-a-key", "Basic dXNlcjpwYXNz", "nidm_x"]
 )
-def test_missing_or_invalid_credentials_are_401(client, acme, method, url, body, needed, authorization):
+def test_missing_or_invalid_credentials_are_401(
+    client, acme, method, url, body, needed, authorization
+):
     headers = {"Authorization": authorization} if authorization else {}
     response = call(client, method, url, body, headers)
     assert response.status_code == 401
@@ -78,14 +80,18 @@ def test_a_client_outside_the_data_room_is_403(client, acme, make_key, method, u
 
 
 @pytest.mark.parametrize(("method", "url", "body", "needed"), CLIENT_SCOPED)
-def test_a_client_inside_the_data_room_is_allowed(client, acme, make_key, method, url, body, needed):
+def test_a_client_inside_the_data_room_is_allowed(
+    client, acme, make_key, method, url, body, needed
+):
     key = make_key(*needed, clients=["globex", "acme"])
     assert call(client, method, url, body, bearer(key)).status_code in (200, 201)
 
 
 def test_creating_a_client_needs_a_data_room_of_every_client(client, make_key):
     key = make_key(CLIENT_CREATE, clients=["acme"])
-    response = client.post(f"{CORE}/clients", json={"extId": "acme", "name": "A"}, headers=bearer(key))
+    response = client.post(
+        f"{CORE}/clients", json={"extId": "acme", "name": "A"}, headers=bearer(key)
+    )
     assert response.status_code == 403
     assert code_of(response) == "errors.dataroomPermissionDenied"
 
@@ -97,7 +103,9 @@ def test_checks_run_in_the_contracts_order(client, acme, make_key):
     weak = bearer(make_key(CLIENT_VIEW))
     assert code_of(call(client, "POST", url, bad_body, weak)) == "errors.permissionDenied"
     outside = bearer(make_key(CREDENTIAL_CREATE, clients=["acme"]))
-    assert code_of(call(client, "POST", url, bad_body, outside)) == "errors.dataroomPermissionDenied"
+    assert (
+        code_of(call(client, "POST", url, bad_body, outside)) == "errors.dataroomPermissionDenied"
+    )
     allowed = bearer(make_key(CREDENTIAL_CREATE))
     assert call(client, "POST", url, bad_body, allowed).status_code == 404
     not_json = client.post(url, data=b"not json", content_type="text/plain", headers=allowed)
@@ -142,7 +150,9 @@ def test_bootstrap_key_gets_every_permission_on_every_client(database_url, app):
     response = client.get("/nevisidm/api/principal/v1/permissions", headers=headers)
     assert response.status_code == 200
     assert sorted(response.json["elementaryPermissions"]) == sorted(PERMISSIONS)
-    response = client.post(f"{CORE}/clients", json={"extId": "boot", "name": "Boot"}, headers=headers)
+    response = client.post(
+        f"{CORE}/clients", json={"extId": "boot", "name": "Boot"}, headers=headers
+    )
     assert response.status_code == 201
 
 
@@ -152,7 +162,9 @@ def test_bootstrap_is_idempotent_and_follows_a_changed_key(database_url, app):
             "/nevisidm/api/principal/v1/permissions", headers=bearer(key)
         )
     current = make_app(database_url, BOOTSTRAP_API_KEY="new-key-98765").test_client()
-    old = current.get("/nevisidm/api/principal/v1/permissions", headers=bearer("old-bootstrap-key-0123456789"))
+    old = current.get(
+        "/nevisidm/api/principal/v1/permissions", headers=bearer("old-bootstrap-key-0123456789")
+    )
     new = current.get("/nevisidm/api/principal/v1/permissions", headers=bearer("new-key-98765"))
     assert (old.status_code, new.status_code) == (401, 200)
     with app.app_context():

@@ -68,9 +68,7 @@ def test_body_of_another_media_type_is_415(client, admin, acme, content_type):
 @pytest.mark.parametrize(
     "content_type", ["application/json; charset=utf-8", "application/merge-patch+json"]
 )
-def test_json_media_types_with_parameters_or_suffix_are_accepted(
-    client, admin, acme, content_type
-):
+def test_json_media_types_with_parameters_or_suffix_are_accepted(client, admin, acme, content_type):
     response = client.post(TICKET_URL, data="{}", content_type=content_type, headers=admin)
     assert response.status_code == 201
 

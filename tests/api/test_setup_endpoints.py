@@ -190,8 +190,12 @@ def test_a_new_default_replaces_the_old_default_of_its_type(client, admin, acme)
     old = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin).json["policyExtId"]
     client.post(
         f"{CORE}/acme/policies",
-        json={"extId": "new-default", "name": "New", "policyType": "TicketPolicy",
-              "defaultPolicy": True},
+        json={
+            "extId": "new-default",
+            "name": "New",
+            "policyType": "TicketPolicy",
+            "defaultPolicy": True,
+        },
         headers=admin,
     )
     client.post(f"{CORE}/acme/users", json={"extId": "bob", "loginId": "bob"}, headers=admin)
@@ -208,12 +212,18 @@ def test_a_new_default_replaces_the_old_default_of_its_type(client, admin, acme)
         ({"policyType": "TicketPolicy"}, ["name"]),
         ({"name": "P"}, ["policyType"]),
         ({"name": "P", "policyType": "PasswordPolicy"}, ["policyType"]),
-        ({"name": "P", "policyType": "TicketPolicy", "parameters": {"credentialLifetime": "-1"}},
-         ["parameters.credentialLifetime"]),
-        ({"name": "P", "policyType": "TicketPolicy", "parameters": {"hashAlgorithm": "MD5"}},
-         ["parameters.hashAlgorithm"]),
-        ({"name": "P", "policyType": "TicketPolicy", "parameters": {"maxCredFailureCount": "0"}},
-         ["parameters.maxCredFailureCount"]),
+        (
+            {"name": "P", "policyType": "TicketPolicy", "parameters": {"credentialLifetime": "-1"}},
+            ["parameters.credentialLifetime"],
+        ),
+        (
+            {"name": "P", "policyType": "TicketPolicy", "parameters": {"hashAlgorithm": "MD5"}},
+            ["parameters.hashAlgorithm"],
+        ),
+        (
+            {"name": "P", "policyType": "TicketPolicy", "parameters": {"maxCredFailureCount": "0"}},
+            ["parameters.maxCredFailureCount"],
+        ),
         ({"name": "P", "policyType": "TicketPolicy", "parameters": ["a"]}, ["parameters"]),
         ({"name": "P", "policyType": "TicketPolicy", "defaultPolicy": "maybe"}, ["defaultPolicy"]),
     ],
