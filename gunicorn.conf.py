@@ -1,9 +1,16 @@
 """gunicorn settings, read automatically by `gunicorn wsgi:app` from this folder.
 
-Command-line flags override these; the environment sets them for deployments.
+Command-line flags override these; the environment sets them for deployments
+(docs/deployment.md).
 """
 
+import glob
+import json
+import logging
 import os
+import shutil
+import tempfile
+import time
 
 # gunicorn's own default bind (127.0.0.1:8000, or 0.0.0.0:$PORT) applies unless BIND is set.
 if os.environ.get("BIND"):
@@ -18,3 +25,76 @@ keepalive = 5
 # Bound the request line and headers; bodies are bounded by MAX_BODY_BYTES in the app.
 limit_request_line = 8190
 limit_request_fields = 100
+# gunicorn's control socket (gunicornc) defaults to one path per user, which instances
+# sharing a host would fight over: off unless GUNICORN_CONTROL_SOCKET names a path.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
+
+# Metrics: every worker writes its values to files in PROMETHEUS_MULTIPROC_DIR, and /metrics
+# adds up the files of all workers, whichever worker answers the scrape. The directory must
+# start empty: one of our own is made (and removed on exit) unless the operator names one,
+# whose old value files are then cleared when gunicorn starts. Set before any worker
+# imports prometheus_client, which reads the variable on import.
+_OWN_METRICS_DIR = "NEVISIDM_OWN_METRICS_DIR"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nevisidm-metrics-")
+    os.environ[_OWN_METRICS_DIR] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def on_starting(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for stale in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(stale)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    own = os.environ.get(_OWN_METRICS_DIR)
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)
+
+
+# Logs: gunicorn's own lines are JSON objects too, with the keys of the app's lines
+# (app/observability.py). The formatter is defined here rather than imported from the app,
+# so that the master never imports the app and new workers (after a HUP) load new code.
+# gunicorn's access log stays off: the app logs each request once, without query strings.
+class GunicornJsonFormatter(logging.Formatter):
+    def format(self, record):
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": GunicornJsonFormatter}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    # The app adds its own root handler in each worker (configure_logging).
+    "root": {"handlers": []},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "propagate": False},
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}

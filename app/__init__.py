@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from . import (
     extensions,
     models,  # noqa: F401  (registers every table on the metadata)
+    observability,
 )
 from .auth import BootstrapPrincipal
 from .config import Config, normalise_database_url
@@ -19,6 +21,20 @@ from .database import configure_engines
 from .errors import register_error_handlers
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+# libpq settings that bound how long a request can wait on an unreachable database.
+POSTGRESQL_CONNECT_ARGS = {
+    "connect_timeout": 5,  # seconds to establish a connection
+    # A connection whose sent data stays unacknowledged this long is dead (a black-holed
+    # network): the request gets its 503 instead of waiting for the kernel's retries.
+    "tcp_user_timeout": 10_000,  # milliseconds
+    # An idle connection (waiting for a reply) probes its peer: silent after 5 s, then
+    # every 2 s, dead after 3 missed probes.
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
 
 
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
@@ -37,6 +53,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_observability(app)
     register_commands(app)
     if app.config["BOOTSTRAP_API_KEY"]:
         BootstrapPrincipal(app)
@@ -44,9 +61,9 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
+    """JSON lines on stderr at ``LOG_LEVEL`` (app/observability.py)."""
     level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger().setLevel(level)
+    observability.configure_logging(level)
     app.logger.setLevel(level)
     # SQL echo would show statement parameters; keep it off unless asked for by name.
     logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))
@@ -61,8 +78,14 @@ def configure_database(app: Flask) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
     if url.startswith("postgresql"):
-        # Fail fast (503) instead of hanging when the database cannot be reached.
-        options["connect_args"] = {"connect_timeout": 5}
+        # Fail fast (503) instead of hanging when the database cannot be reached. Each
+        # setting can be overridden by a parameter of the same name in DATABASE_URL.
+        given = make_url(url).query
+        connect_args = dict(options.get("connect_args", {}))
+        for name, value in POSTGRESQL_CONNECT_ARGS.items():
+            if name not in given:
+                connect_args.setdefault(name, value)
+        options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
@@ -101,6 +124,12 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     # After api.init_app, so that these replace flask-smorest's own handler.
     register_error_handlers(app)
+
+
+def register_observability(app: Flask) -> None:
+    """The request id, the request log line, metrics and the security headers of every
+    response (app/observability.py)."""
+    observability.register_request_hooks(app)
 
 
 def register_commands(app: Flask) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from flask import current_app
 
 SALT_BYTES = 16
 # Prefix -> digest, per the contract: {SSHA256} is the default, {SSHA} is SHA-1.
@@ -126,3 +127,8 @@ class SecretBox:
             raise KeyConfigurationError(
                 "a stored secret failed its integrity check (wrong key or tampered row)"
             ) from error
+
+
+def secret_box() -> SecretBox:
+    """The app's box for credential secrets (built by ``create_app`` from the configured key)."""
+    return current_app.extensions["nevisidm.secret_box"]

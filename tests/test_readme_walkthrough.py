@@ -101,4 +101,7 @@ def test_readme_walkthrough_runs_against_gunicorn(served, tmp_path):
     assert "HTTP/1.1 201 CREATED" in output
     assert '"plainTicket"' in output and '"type":"Ticket Authorization"' in output
     assert "errors.ticketExists" in output
+    assert '"successCount":1' in output and "errors.invalidCredential" in output
+    assert "moved to the new portal" in output and '"resetCount":1' in output
+    assert "\n204\n" in output and "has no ticket credential" in output
     assert "errors.fatalError" not in output and "errors.serviceUnavailable" not in output

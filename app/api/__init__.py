@@ -8,7 +8,7 @@ CORE_PREFIX = "/nevisidm/api/core/v1"
 
 
 def register_blueprints(api: Api) -> None:
-    from . import clients, policies, principal, tickets, users
+    from . import clients, health, metrics, policies, principal, tickets, users, vasco
 
-    for module in (clients, users, policies, tickets, principal):
+    for module in (clients, users, policies, tickets, vasco, principal, health, metrics):
         api.register_blueprint(module.blp)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..repositories.clients import ClientRepository
 from ..repositories.users import UserRepository
+from ..repositories.vasco import VascoRepository
 
 
 def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -27,5 +28,35 @@ def user_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
         return view(*args, user=UserRepository().get(client_ext_id, user_ext_id), **kwargs)
+
+    return wrapper
+
+
+def vasco_in_path(*, reveal: bool = True) -> Callable[[Callable[..., Any]], Any]:
+    """``/{client_ext_id}/vasco/{vasco_ext_id}``: the view gets ``vasco``, its blocks
+    decrypted unless ``reveal`` is false (a view that returns no blocks need not open them)."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, client_ext_id: str, vasco_ext_id: str, **kwargs: Any) -> Any:
+            vasco = VascoRepository().get(client_ext_id, vasco_ext_id, reveal=reveal)
+            return view(*args, vasco=vasco, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def user_and_vasco_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``/{client_ext_id}/users/{user_ext_id}/vasco/{vasco_ext_id}``: the view gets ``user``
+    and ``vasco``, checked in that order (client, user, credential)."""
+
+    @wraps(view)
+    def wrapper(
+        *args: Any, client_ext_id: str, user_ext_id: str, vasco_ext_id: str, **kwargs: Any
+    ) -> Any:
+        user = UserRepository().get(client_ext_id, user_ext_id)
+        vasco = VascoRepository().get(client_ext_id, vasco_ext_id)
+        return view(*args, user=user, vasco=vasco, **kwargs)
 
     return wrapper

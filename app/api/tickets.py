@@ -1,13 +1,50 @@
-from flask import url_for
+"""A user's ticket credential: create, read, change, reset, verify, delete (contract 4.1, 5)."""
 
-from ..auth import CREDENTIAL_CREATE, require_permissions
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Request, url_for
+from marshmallow import Schema
+
+from ..auth import (
+    CREDENTIAL_CREATE,
+    CREDENTIAL_DELETE,
+    CREDENTIAL_MODIFY,
+    CREDENTIAL_VIEW,
+    require_permissions,
+)
 from ..repositories.tickets import TicketRepository
-from ..schemas.tickets import IssuedTicketSchema, TicketCreateSchema
+from ..schemas.tickets import (
+    IssuedTicketSchema,
+    TicketCreateSchema,
+    TicketCredentialSchema,
+    TicketResetSchema,
+    TicketUpdateSchema,
+    TicketVerifySchema,
+)
 from . import CORE_PREFIX
-from .blueprint import Blueprint
+from .blueprint import Blueprint, ContractParser
 from .path import user_in_path
 
-blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
+
+class OptionalBodyParser(ContractParser):
+    """The contract's parser, except that a schema with ``body_optional = True`` takes a
+    request without a body as ``{}`` (an action like reset has nothing to say)."""
+
+    def load_json(self, req: Request, schema: Schema) -> Any:
+        if getattr(schema, "body_optional", False) and not req.get_data(cache=True):
+            return {}
+        return super().load_json(req, schema)
+
+
+class TicketBlueprint(Blueprint):
+    ARGUMENTS_PARSER = OptionalBodyParser()
+
+
+blp = TicketBlueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
 
 TICKET_PATH = "/<client_ext_id>/users/<user_ext_id>/ticket"
 
@@ -18,6 +55,23 @@ def ticket_location(ticket) -> str:
         client_ext_id=ticket.user.client.ext_id,
         user_ext_id=ticket.user.ext_id,
     )
+
+
+def ticket_in_path(
+    *, for_update: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Load the ticket of the user the path names (404 before the body is read); the view
+    receives ``ticket``. ``for_update`` locks it for a read-modify-write of its counters."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
+            ticket = TicketRepository().get(client_ext_id, user_ext_id, for_update=for_update)
+            return view(*args, ticket=ticket, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 @blp.route(TICKET_PATH, methods=["POST"])
@@ -33,3 +87,67 @@ def create_ticket(fields, user):
     """
     ticket = TicketRepository().create(user, **fields)
     return ticket, 201, {"Location": ticket_location(ticket)}
+
+
+@blp.route(TICKET_PATH, methods=["GET"])
+@require_permissions(CREDENTIAL_VIEW)
+@ticket_in_path()
+@blp.response(200, TicketCredentialSchema)
+def get_ticket(ticket):
+    """Get the user's ticket credential (its value only as the stored hash)."""
+    return ticket
+
+
+@blp.route(TICKET_PATH, methods=["PATCH"])
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
+@ticket_in_path()
+@blp.arguments(TicketUpdateSchema)
+@blp.response(200, TicketCredentialSchema)
+def update_ticket(fields, ticket):
+    """Change the user's ticket credential.
+
+    ``version`` is the version last read (409 when the ticket has changed since); fields left
+    out are left as they are. A new ``stateName`` records ``changed-by-admin`` as its reason.
+    """
+    return TicketRepository().update(ticket, fields)
+
+
+@blp.route(TICKET_PATH, methods=["DELETE"])
+@require_permissions(CREDENTIAL_DELETE)
+@ticket_in_path()
+@blp.response(204)
+def delete_ticket(ticket):
+    """Delete the user's ticket credential; a new one may be created afterwards."""
+    TicketRepository().delete(ticket)
+
+
+@blp.route(f"{TICKET_PATH}/reset", methods=["POST"])
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
+@ticket_in_path(for_update=True)
+@blp.arguments(TicketResetSchema, required=False)
+@blp.response(200, IssuedTicketSchema)
+def reset_ticket(fields, ticket):
+    """Regenerate the user's ticket: a new value, returned once in ``plainTicket``.
+
+    The ticket is issued anew: ``active``, valid from now for the policy's lifetime, failure
+    counters and ``successfulLoginCount`` at 0, ``resetCount`` + 1. The body may be ``{}`` or
+    left out.
+    """
+    return TicketRepository().reset(ticket)
+
+
+@blp.route(f"{TICKET_PATH}/verify", methods=["POST"])
+@require_permissions(CREDENTIAL_VIEW)
+@ticket_in_path(for_update=True)
+@blp.arguments(TicketVerifySchema)
+@blp.response(200, TicketCredentialSchema)
+def verify_ticket(fields, ticket):
+    """Check a ticket value (an extension of this service).
+
+    Right value: 200 with the credential, ``successCount`` + 1. Wrong value: 422
+    ``errors.invalidCredential``, ``failureCount`` + 1, and after the policy's
+    ``maxCredFailureCount`` consecutive failures the ticket is ``fail-locked`` (after
+    ``tmpLockingThreshold`` of them, ``tmp-locked`` for ``tmpLockingDuration``). A ticket
+    that is not active or outside its validity: 422 ``errors.credentialNotUsable``.
+    """
+    return TicketRepository().verify(ticket, fields["ticket"])

@@ -1,15 +1,50 @@
 from marshmallow import fields, validate
 
-from .common import CreateSchema, ExtId, StateName
-from .credentials import CredentialSchema
+from .common import CreateSchema, ExtId, InputSchema, StateName
+from .credentials import CredentialSchema, CredentialUpdateSchema
+
+IDENTIFICATION_MAX = 255
+CONTEXT_MAX = 4000
+# Far above any ticket this service issues (43 characters); bounds the work of a bad request.
+PRESENTED_TICKET_MAX = 1024
 
 
 class TicketCreateSchema(CreateSchema):
     extId = ExtId(attribute="ext_id")
     policyExtId = ExtId(attribute="policy_ext_id")
     stateName = StateName(attribute="state_name", allow_none=True)
-    identification = fields.String(allow_none=True, validate=validate.Length(max=255))
-    context = fields.String(allow_none=True, validate=validate.Length(max=4000))
+    identification = fields.String(
+        allow_none=True, validate=validate.Length(max=IDENTIFICATION_MAX)
+    )
+    context = fields.String(allow_none=True, validate=validate.Length(max=CONTEXT_MAX))
+
+
+class TicketUpdateSchema(CredentialUpdateSchema):
+    """A ticket PATCH: the common fields plus ``identification`` and ``context`` (``null``
+    clears them)."""
+
+    identification = fields.String(
+        allow_none=True, validate=validate.Length(max=IDENTIFICATION_MAX)
+    )
+    context = fields.String(allow_none=True, validate=validate.Length(max=CONTEXT_MAX))
+
+
+class TicketResetSchema(InputSchema):
+    """A reset takes no fields; the body may be ``{}`` or left out."""
+
+    #: Read by the tickets blueprint's parser: no body means ``{}``.
+    body_optional = True
+
+
+class TicketVerifySchema(InputSchema):
+    """The ticket value to check. It is a secret: never logged, never echoed in errors."""
+
+    ticket = fields.String(
+        required=True,
+        load_only=True,
+        validate=validate.Length(min=1, max=PRESENTED_TICKET_MAX),
+        metadata={"description": "The plain ticket value, as issued by create or reset."},
+    )
 
 
 class TicketCredentialSchema(CredentialSchema):

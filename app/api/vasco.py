@@ -1,0 +1,100 @@
+from flask import url_for
+
+from ..auth import (
+    CREDENTIAL_CREATE,
+    CREDENTIAL_DELETE,
+    CREDENTIAL_MODIFY,
+    CREDENTIAL_VIEW,
+    require_permissions,
+)
+from ..repositories.vasco import VascoRepository
+from ..schemas.pagination import PageQuerySchema, page_schema
+from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
+from . import CORE_PREFIX
+from .blueprint import Blueprint
+from .path import client_in_path, user_and_vasco_in_path, vasco_in_path
+
+blp = Blueprint(
+    "vasco", __name__, url_prefix=CORE_PREFIX, description="VASCO (OneSpan Digipass) credentials"
+)
+
+VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
+
+
+@blp.route("/<client_ext_id>/vasco", methods=["POST"])
+@require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
+@client_in_path
+@blp.arguments(VascoCreateSchema)
+@blp.response(201, VascoCredentialSchema)
+def create_vasco(fields, client):
+    """Create a VASCO Digipass token credential in the client, unassigned.
+
+    ``vascoTokens`` holds 1 to 16 Digipass data blocks, each with a unique ``authMode``.
+    The blocks are encrypted at rest and returned decrypted. Without ``policyExtId`` the
+    client's default VascoPolicy applies.
+    """
+    vasco = VascoRepository().create(client, **fields)
+    location = url_for(".get_vasco", client_ext_id=client.ext_id, vasco_ext_id=vasco.ext_id)
+    return vasco, 201, {"Location": location}
+
+
+@blp.route("/<client_ext_id>/vasco", methods=["GET"])
+@require_permissions(CREDENTIAL_VIEW)
+@client_in_path
+@blp.arguments(PageQuerySchema, location="query")
+@blp.response(200, page_schema(VascoCredentialSchema))
+def list_vasco(query, client):
+    """List the client's VASCO credentials, a page at a time (``limit``, ``continuationToken``)."""
+    return VascoRepository().page(client, **query)
+
+
+@blp.route(VASCO_PATH, methods=["GET"])
+@require_permissions(CREDENTIAL_VIEW)
+@vasco_in_path()
+@blp.response(200, VascoCredentialSchema)
+def get_vasco(vasco):
+    """Get a VASCO credential."""
+    return vasco
+
+
+@blp.route(VASCO_PATH, methods=["PATCH"])
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
+@vasco_in_path()
+@blp.arguments(VascoUpdateSchema)
+@blp.response(200, VascoCredentialSchema)
+def update_vasco(fields, vasco):
+    """Change a VASCO credential. ``version`` must be the current one (else 409).
+
+    ``vascoTokens``, when given, replaces every data block.
+    """
+    return VascoRepository().update(vasco, fields)
+
+
+@blp.route(VASCO_PATH, methods=["DELETE"])
+@require_permissions(CREDENTIAL_DELETE)
+@vasco_in_path(reveal=False)
+@blp.response(204)
+def delete_vasco(vasco):
+    """Delete a VASCO credential and its data blocks."""
+    VascoRepository().delete(vasco)
+
+
+@blp.route("/<client_ext_id>/users/<user_ext_id>/vasco/<vasco_ext_id>", methods=["PUT"])
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
+@user_and_vasco_in_path
+@blp.response(200, VascoCredentialSchema)
+def assign_vasco(user, vasco):
+    """Assign a VASCO credential to the user; its state stays as it is.
+
+    A credential already held by another user must be unassigned first.
+    """
+    return VascoRepository().assign(vasco, user)
+
+
+@blp.route(f"{VASCO_PATH}/unassign", methods=["PUT"])
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
+@vasco_in_path()
+@blp.response(200, VascoCredentialSchema)
+def unassign_vasco(vasco):
+    """Take a VASCO credential from its user; its state returns to ``initial``."""
+    return VascoRepository().unassign(vasco)

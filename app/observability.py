@@ -1,0 +1,208 @@
+"""What the service tells its operators: JSON logs, one line per request, and metrics.
+
+* Every log record is one JSON object on one line (``JsonFormatter``), carrying the id of
+  the request it was written in.
+* Every request is logged once, when it completes: request id, principal, method, path,
+  status and duration. Never bodies, headers or query strings: bodies carry ``plainTicket``
+  and VASCO data, headers carry api keys.
+* Prometheus metrics count requests by endpoint (the URL rule, so that extIds do not become
+  label values), method and status, time them, and count the credentials created by type.
+  Under gunicorn the workers share them through ``PROMETHEUS_MULTIPROC_DIR``.
+* Every response says ``X-Content-Type-Options: nosniff``; API responses also say
+  ``Cache-Control: no-store``, since their bodies may hold secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+API_PREFIX = "/nevisidm/api/"
+REQUEST_ID_HEADER = "X-Request-ID"
+# A caller's request id is kept when it is short and made of characters that are safe in
+# any log pipeline; anything else is replaced by a generated one.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:=+/-]{0,127}")
+
+# The endpoints that create credentials, and the type each creates.
+CREDENTIAL_CREATE_ENDPOINTS = {
+    "tickets.create_ticket": "ticket",
+    "vasco.create_vasco": "vasco",
+}
+
+# Label values must come from a small set: a method outside it is counted as "other".
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+request_log = logging.getLogger("app.request")
+
+HTTP_REQUESTS = Counter(
+    "nevisidm_http_requests",
+    "HTTP requests answered, by endpoint (URL rule), method and status.",
+    ["endpoint", "method", "status"],
+)
+HTTP_REQUEST_DURATION = Histogram(
+    "nevisidm_http_request_duration_seconds",
+    "Time from the start of request handling to the response, by endpoint and method.",
+    ["endpoint", "method"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CREDENTIALS_CREATED = Counter(
+    "nevisidm_credentials_created",
+    "Credentials created, by type.",
+    ["type"],
+)
+
+# LogRecord's own attributes; anything else on a record came in through ``extra=``.
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, logger, message, request id, the record's
+    ``extra=`` fields, and the traceback (as one string) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if has_request_context() and "request_id" not in record.__dict__:
+            entry["request_id"] = g.get("request_id")
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record, not at start-up (as
+    ``logging.lastResort`` does), so that a replaced stderr (pytest's capture) is followed."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+
+def configure_logging(level: int) -> None:
+    """Send every record at ``level`` or above to stderr as JSON.
+
+    The handler goes on the root logger, once per process however many apps are created;
+    other handlers (pytest's ``caplog``) are left in place and keep receiving records.
+    """
+    root = logging.getLogger()
+    if not any(isinstance(handler, StderrHandler) for handler in root.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+class RequestGlobals(Flask.app_ctx_globals_class):
+    """``flask.g`` that notes the authenticated principal's name as ``g.principal`` is set.
+
+    A rollback later in the request (a unique constraint that fired) expires the loaded
+    principal; the request log must name it without going back to the database.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "principal" and value is not None:
+            super().__setattr__("principal_name", value.name)
+        super().__setattr__(name, value)
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's ``X-Request-ID`` when it is sane, else a new one."""
+    if header and _SANE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def start_request() -> None:
+    g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    g.request_started = time.perf_counter()
+
+
+def finish_request(response: Response) -> Response:
+    """Headers every response carries, the metrics, and the one log line of the request."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith(API_PREFIX):
+        response.headers["Cache-Control"] = "no-store"
+    request_id = g.get("request_id") or request_id_from(None)
+    response.headers[REQUEST_ID_HEADER] = request_id
+
+    started = g.get("request_started")
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    method = request.method if request.method in HTTP_METHODS else "other"
+    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    HTTP_REQUEST_DURATION.labels(endpoint, method).observe(seconds)
+    credential_type = CREDENTIAL_CREATE_ENDPOINTS.get(request.endpoint or "")
+    if credential_type and response.status_code == 201:
+        CREDENTIALS_CREATED.labels(credential_type).inc()
+
+    # The path only: query strings and bodies stay out of the log.
+    request_log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "request_id": request_id,
+            "principal": g.get("principal_name"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status_code,
+            "duration_ms": round(seconds * 1000, 3),
+        },
+    )
+    return response
+
+
+def metrics_text() -> tuple[bytes, str]:
+    """The metrics in Prometheus' text format, and its content type.
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set (gunicorn.conf.py sets it), every worker writes its
+    values to files there and this reads them all, whichever worker answers the scrape.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def register_request_hooks(app: Flask) -> None:
+    app.app_ctx_globals_class = RequestGlobals
+    app.before_request(start_request)
+    app.after_request(finish_request)

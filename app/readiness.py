@@ -1,0 +1,59 @@
+"""Whether this instance can serve: the database answers and its schema is the one the code
+expects.
+
+The schema is compared with the head of the migrations shipped with the code, read once per
+process. A database at an older (known) revision, or not migrated at all, is not ready:
+the code would use tables or columns that are not there. A database at a revision this code
+does not know was migrated by a newer release during a rolling upgrade (migrate first, then
+roll the instances); revisions are written to be compatible with the release before them,
+so the old instances stay ready until they are replaced.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+from alembic.script import ScriptDirectory
+from flask import current_app
+from sqlalchemy import Column, MetaData, String, Table, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import ServiceUnavailable
+from .extensions import db
+
+log = logging.getLogger(__name__)
+
+# Alembic's bookkeeping table, as Alembic creates it.
+ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
+
+
+@functools.cache
+def shipped_revisions(directory: str) -> tuple[frozenset[str], frozenset[str]]:
+    """The head revisions and every revision of the migration scripts in ``directory``."""
+    script = ScriptDirectory(directory)
+    every = frozenset(revision.revision for revision in script.walk_revisions())
+    return frozenset(script.get_heads()), every
+
+
+def check_database_ready() -> None:
+    """Return when the database answers and is migrated; raise ``ServiceUnavailable`` if not."""
+    heads, known = shipped_revisions(current_app.extensions["migrate"].directory)
+    try:
+        with db.engine.connect() as connection:
+            if inspect(connection).has_table(ALEMBIC_VERSION.name):
+                current = frozenset(connection.scalars(select(ALEMBIC_VERSION.c.version_num)))
+            else:
+                current = frozenset()
+    except SQLAlchemyError as error:
+        # The message may hold connection details: log the kind, never return it.
+        log.warning("readiness: database unreachable: %s", error.__class__.__name__)
+        raise ServiceUnavailable("The database is not reachable") from None
+    if current == heads or (current and not current & known):
+        return
+    if not current:
+        raise ServiceUnavailable("The database schema is not migrated (run flask db upgrade)")
+    raise ServiceUnavailable(
+        f"The database schema is at {', '.join(sorted(current))}; this release needs "
+        f"{', '.join(sorted(heads))} (run flask db upgrade)"
+    )

@@ -1,0 +1,230 @@
+"""VASCO (OneSpan Digipass) credentials and their encrypted token blocks.
+
+Each data block is sealed with AES-GCM (``app.crypto.SecretBox``) and bound to its place by
+associated data: the client's extId, the credential's extId (neither ever changes) and the
+block's authMode. A block copied to another credential, client or authMode does not open.
+External ids rather than row ids, so that a dump restored into another database still opens.
+
+Credentials leave this repository "revealed": ``vasco_tokens`` holds their decrypted blocks
+(``VascoToken``), which is what the responses show. Nothing here logs a block.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..crypto import secret_box
+from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, StaleVersion, VascoExists
+from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
+from ..models.types import utcnow
+from .base import new_ext_id
+from .clients import ClientRepository
+from .credentials import CredentialRepository
+from .pagination import Page, keyset_page
+from .policies import PolicyRepository
+
+INITIALIZED = "initialized"
+UNASSIGNED = "unassigned"
+
+
+@dataclass(frozen=True)
+class VascoToken:
+    """One decrypted Digipass data block. ``repr`` leaves the secret out."""
+
+    auth_mode: str
+    data: bytes = field(repr=False)
+
+
+def associated_data(client_ext_id: str, credential_ext_id: str, auth_mode: str) -> bytes:
+    """What a sealed block is bound to. JSON keeps the parts unambiguous."""
+    return json.dumps(["vasco-token-block", client_ext_id, credential_ext_id, auth_mode]).encode()
+
+
+class VascoRepository(CredentialRepository):
+    policy_type = VASCO_POLICY
+
+    def create(
+        self,
+        client: Client,
+        vasco_tokens: list[dict[str, Any]],
+        ext_id: str | None = None,
+        policy_ext_id: str | None = None,
+        state_name: str = "initial",
+    ) -> VascoCredential:
+        """An unassigned VASCO credential with its sealed blocks, in one transaction.
+
+        ``vasco_tokens`` holds ``{"auth_mode": str, "data": bytes}`` items, already
+        validated (1 to 16, authModes unique case-insensitively).
+        """
+        policy = PolicyRepository().for_credential(client, policy_ext_id, VASCO_POLICY)
+        tokens = [VascoToken(token["auth_mode"], token["data"]) for token in vasco_tokens]
+        now = utcnow()
+        credential = VascoCredential(
+            ext_id=ext_id or new_ext_id(),
+            client=client,
+            user=None,
+            policy=policy,
+            state_name=state_name,
+            state_change_reason=INITIALIZED,
+            valid_from=now,
+            valid_to=now + policy.credential_lifetime,
+            created=now,
+        )
+        credential.token_blocks = self._seal(client.ext_id, credential.ext_id, tokens, [])
+        self.session.add(credential)
+        # Read now: a rollback expires the loaded objects.
+        client_id, client_ext_id, credential_ext_id = client.id, client.ext_id, credential.ext_id
+        self.commit(lambda: self._explain_conflict(client_id, client_ext_id, credential_ext_id))
+        credential.vasco_tokens = tokens
+        return credential
+
+    def get(self, client_ext_id: str, ext_id: str, *, reveal: bool = True) -> VascoCredential:
+        """The client's VASCO credential, revealed unless ``reveal`` is false (deleting needs
+        no plaintext, and must work even for a block that no longer opens); NoRecord names
+        what is missing."""
+        credential = self.session.scalars(
+            self._select()
+            .join(Credential.client)
+            .options(contains_eager(Credential.client))
+            .where(Client.ext_id == client_ext_id, Credential.ext_id == ext_id)
+        ).one_or_none()
+        if credential is None:
+            ClientRepository().get(client_ext_id)
+            raise NoRecord(f"No VASCO credential '{ext_id}' in client '{client_ext_id}'")
+        return self.reveal(credential) if reveal else credential
+
+    def page(self, client: Client, limit: int, token: str | None) -> Page:
+        """One page of the client's VASCO credentials, revealed, in (created, extId) order."""
+        statement = self._select().where(Credential.client_id == client.id)
+        page = keyset_page(statement, VascoCredential, limit, token)
+        for credential in page.items:
+            set_committed_value(credential, "client", client)
+            self.reveal(credential)
+        return page
+
+    def update(self, credential: VascoCredential, changes: dict[str, Any]) -> VascoCredential:
+        """Apply a parsed PATCH body; ``vasco_tokens``, when given, replaces every block."""
+        changes = dict(changes)
+        expected_version = changes.pop("version")
+        self.apply_common_changes(credential, changes)
+        if "vasco_tokens" in changes:
+            tokens = [
+                VascoToken(token["auth_mode"], token["data"]) for token in changes["vasco_tokens"]
+            ]
+            credential.token_blocks = self._seal(
+                credential.client.ext_id, credential.ext_id, tokens, credential.token_blocks
+            )
+            credential.vasco_tokens = tokens
+        self.save_changes(credential, expected_version)
+        return credential
+
+    def assign(self, credential: VascoCredential, user: User) -> VascoCredential:
+        """Give the credential to ``user``; its state stays as it is.
+
+        Assigning it to its own user again changes nothing. A credential held by another user
+        must be unassigned first: a hardware token never moves between people silently.
+        """
+        if credential.user_id == user.id:
+            return credential
+        if credential.user is not None:
+            raise InvalidData(
+                f"VASCO credential '{credential.ext_id}' is assigned to user "
+                f"'{credential.user.ext_id}'; unassign it first"
+            )
+        credential.user = user
+        self.save_changes(credential, credential.version)
+        return credential
+
+    def unassign(self, credential: VascoCredential) -> VascoCredential:
+        """Take the credential from its user and return it to ``initial``."""
+        if credential.user_id is None and credential.state_name == "initial":
+            return credential
+        credential.user = None
+        if credential.state_name != "initial":
+            credential.state_name = "initial"
+            credential.state_change_reason = UNASSIGNED
+            credential.state_change_detail = None
+        self.save_changes(credential, credential.version)
+        return credential
+
+    def delete(self, credential: VascoCredential) -> None:
+        """Delete the credential and its blocks."""
+        self.session.delete(credential)
+        try:
+            self.session.commit()
+        except StaleDataError:
+            self.session.rollback()
+            raise StaleVersion(
+                f"Credential '{credential.ext_id}' was changed concurrently: read it again"
+            ) from None
+
+    def reveal(self, credential: VascoCredential) -> VascoCredential:
+        """Decrypt the credential's blocks into ``vasco_tokens``."""
+        box = secret_box()
+        credential.vasco_tokens = [
+            VascoToken(
+                block.auth_mode,
+                box.open(
+                    block.sealed_data,
+                    associated_data(credential.client.ext_id, credential.ext_id, block.auth_mode),
+                ),
+            )
+            for block in credential.token_blocks
+        ]
+        return credential
+
+    def _select(self):
+        return select(VascoCredential).options(
+            joinedload(Credential.user), joinedload(Credential.policy)
+        )
+
+    @staticmethod
+    def _seal(
+        client_ext_id: str,
+        credential_ext_id: str,
+        tokens: Iterable[VascoToken],
+        existing: Iterable[VascoTokenBlock],
+    ) -> list[VascoTokenBlock]:
+        """Sealed blocks for ``tokens``, in their order.
+
+        A block whose authMode (compared case-insensitively) already exists is rewritten in
+        place: the unit of work inserts before it deletes, so replacing it with a new row
+        would trip the (credential, authMode) unique constraint.
+        """
+        box = secret_box()
+        reusable = {block.auth_mode.lower(): block for block in existing}
+        blocks = []
+        for position, token in enumerate(tokens):
+            block = reusable.pop(token.auth_mode.lower(), None) or VascoTokenBlock()
+            block.position = position
+            block.auth_mode = token.auth_mode
+            block.sealed_data = box.seal(
+                token.data, associated_data(client_ext_id, credential_ext_id, token.auth_mode)
+            )
+            blocks.append(block)
+        return blocks
+
+    def _explain_conflict(self, client_id: int, client_ext_id: str, ext_id: str) -> ApiError:
+        holder_kind = self.session.scalar(
+            select(Credential.kind).where(
+                Credential.client_id == client_id, Credential.ext_id == ext_id
+            )
+        )
+        if holder_kind == VASCO:
+            return VascoExists(
+                f"A VASCO credential with extId '{ext_id}' already exists in client "
+                f"'{client_ext_id}'",
+                field="extId",
+            )
+        return DuplicateValue(
+            f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",
+            field="extId",
+        )

@@ -1,0 +1,88 @@
+"""The migrations, on a fresh database of their own: upgrade from empty, the models match
+the migrated schema, and downgrade to base takes everything away again."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import flask_migrate
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy import create_engine, inspect, text
+
+from app.config import normalise_database_url
+from app.extensions import db
+from tests.conftest import DATABASES, make_app
+
+
+@pytest.fixture(params=DATABASES)
+def empty_app(request, tmp_path) -> Iterator[Flask]:
+    """An app over an empty database (SQLite file, or a PostgreSQL schema) of this test's."""
+    if request.param == "sqlite":
+        app = make_app(f"sqlite:///{tmp_path / 'migrations.db'}")
+        yield app
+        with app.app_context():
+            db.engine.dispose()
+        return
+    server_url = normalise_database_url(os.environ["TEST_DATABASE_URL"])
+    schema = f"migrations_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in server_url else "?"
+    app = make_app(f"{server_url}{separator}options=-csearch_path%3D{schema}")
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def table_names(app: Flask) -> set[str]:
+    with app.app_context(), db.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
+
+
+def head_revision(app: Flask) -> str:
+    return ScriptDirectory(app.extensions["migrate"].directory).get_current_head()
+
+
+def test_upgrade_from_empty_reaches_the_head(empty_app):
+    assert table_names(empty_app) == set()
+    with empty_app.app_context():
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_heads()
+    assert current == (head_revision(empty_app),)
+    assert table_names(empty_app) == set(db.metadata.tables) | {"alembic_version"}
+    assert empty_app.test_client().get("/health/ready").status_code == 200
+
+
+def test_models_match_the_migrated_schema(empty_app):
+    with empty_app.app_context():
+        flask_migrate.upgrade()
+        with db.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, db.metadata)
+    assert differences == []
+
+
+def test_downgrade_to_base_leaves_only_the_version_table(empty_app):
+    with empty_app.app_context():
+        flask_migrate.upgrade()
+        flask_migrate.downgrade(revision="base")
+    assert table_names(empty_app) == {"alembic_version"}
+    with empty_app.app_context(), db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar() == 0
+    # And the way back up works again.
+    with empty_app.app_context():
+        flask_migrate.upgrade()
+    assert table_names(empty_app) == set(db.metadata.tables) | {"alembic_version"}
