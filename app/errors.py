@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -202,9 +203,10 @@ def handle_http_exception(error: HTTPException):
     return envelope(status, [{"code": code, "message": message}], headers)
 
 
-def handle_database_unavailable(error: OperationalError):
+def handle_database_unavailable(error: OperationalError | PoolTimeout):
     # The message may hold SQL or connection details: log it, never return it.
-    log.error("database unavailable: %s", error.orig.__class__.__name__ if error.orig else error)
+    cause = getattr(error, "orig", None) or error
+    log.error("database unavailable: %s", cause.__class__.__name__)
     return handle_api_error(ServiceUnavailable("The database is not reachable; try again shortly"))
 
 
@@ -220,5 +222,8 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(OperationalError, handle_database_unavailable)
+    # Every pooled connection busy for longer than the pool timeout: the database is the
+    # bottleneck, so say "try again" rather than "fatal".
+    app.register_error_handler(PoolTimeout, handle_database_unavailable)
     app.register_error_handler(DBAPIError, handle_unexpected)
     app.register_error_handler(Exception, handle_unexpected)

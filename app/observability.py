@@ -155,6 +155,8 @@ def start_request() -> None:
 def finish_request(response: Response) -> Response:
     """Headers every response carries, the metrics, and the one log line of the request."""
     response.headers["X-Content-Type-Options"] = "nosniff"
+    if response.status_code == 204:
+        del response.headers["Content-Type"]  # no content, so no type
     if request.path.startswith(API_PREFIX):
         response.headers["Cache-Control"] = "no-store"
     request_id = g.get("request_id") or request_id_from(None)

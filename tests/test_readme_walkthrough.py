@@ -39,11 +39,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(port: int, server: subprocess.Popen, seconds: float = 30) -> None:
+def wait_for(port: int, server: subprocess.Popen, log: Path, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {server.stderr.read()}")
+            raise RuntimeError(f"gunicorn exited: {log.read_text()}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -71,16 +71,17 @@ def served(tmp_path) -> Iterator[int]:
         timeout=120,
     )
     port = free_port()
-    server = subprocess.Popen(
-        [binaries / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-        cwd=ROOT,
-        env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "gunicorn.log"  # a file, not a pipe: a full pipe would block the workers
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [binaries / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
     try:
-        wait_for(port, server)
+        wait_for(port, server, log)
         yield port
     finally:
         server.terminate()
@@ -104,4 +105,6 @@ def test_readme_walkthrough_runs_against_gunicorn(served, tmp_path):
     assert '"successCount":1' in output and "errors.invalidCredential" in output
     assert "moved to the new portal" in output and '"resetCount":1' in output
     assert "\n204\n" in output and "has no ticket credential" in output
+    assert '"type":"Vasco"' in output and "errors.vascoExists" in output
+    assert "No VASCO credential 'dp-0001' in client 'acme'" in output
     assert "errors.fatalError" not in output and "errors.serviceUnavailable" not in output

@@ -8,7 +8,18 @@ CORE_PREFIX = "/nevisidm/api/core/v1"
 
 
 def register_blueprints(api: Api) -> None:
-    from . import clients, health, metrics, policies, principal, tickets, users, vasco
+    from . import (
+        clients,
+        credentials,
+        health,
+        metrics,
+        policies,
+        principal,
+        tickets,
+        users,
+        vasco,
+    )
 
-    for module in (clients, users, policies, tickets, vasco, principal, health, metrics):
+    modules = (clients, users, policies, tickets, vasco, credentials, principal, health, metrics)
+    for module in modules:
         api.register_blueprint(module.blp)

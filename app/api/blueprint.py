@@ -31,6 +31,10 @@ def _reject_constant(name: str) -> NoReturn:
 class ContractParser(FlaskParser):
     def load_json(self, req: Request, schema: Schema) -> Any:
         body = req.get_data(cache=True)
+        # An action with nothing to say (reset) marks its schema ``body_optional``: no body
+        # at all then means ``{}``.
+        if not body and getattr(schema, "body_optional", False):
+            return {}
         if body and not _is_json(req.mimetype):
             raise UnsupportedMediaType(
                 f"Send the body as application/json, not {req.mimetype or 'without a type'}"
@@ -55,9 +59,10 @@ class ContractParser(FlaskParser):
         error_headers: Any,
     ) -> NoReturn:
         messages = error.messages
-        # webargs nests messages under the location: {"json": {...}}
-        if isinstance(messages, dict) and set(messages) == {"json"}:
-            messages = messages["json"]
+        # webargs nests messages under the location ({"json": {...}}, {"query": {...}});
+        # the field names alone are what a caller knows.
+        if isinstance(messages, dict) and len(messages) == 1:
+            (messages,) = messages.values()
         raise ValidationFailed(flatten_messages(messages))
 
 

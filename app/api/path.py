@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any
 
 from ..repositories.clients import ClientRepository
+from ..repositories.tickets import TicketRepository
 from ..repositories.users import UserRepository
 from ..repositories.vasco import VascoRepository
 
@@ -60,3 +61,20 @@ def user_and_vasco_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, user=user, vasco=vasco, **kwargs)
 
     return wrapper
+
+
+def ticket_in_path(
+    *, for_update: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Load the ticket of the user the path names (404 before the body is read); the view
+    receives ``ticket``. ``for_update`` locks it for a read-modify-write of its counters."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
+            ticket = TicketRepository().get(client_ext_id, user_ext_id, for_update=for_update)
+            return view(*args, ticket=ticket, **kwargs)
+
+        return wrapper
+
+    return decorator

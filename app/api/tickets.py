@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-from typing import Any
-
-from flask import Request, url_for
-from marshmallow import Schema
+from flask import url_for
 
 from ..auth import (
     CREDENTIAL_CREATE,
@@ -26,25 +21,10 @@ from ..schemas.tickets import (
     TicketVerifySchema,
 )
 from . import CORE_PREFIX
-from .blueprint import Blueprint, ContractParser
-from .path import user_in_path
+from .blueprint import Blueprint
+from .path import ticket_in_path, user_in_path
 
-
-class OptionalBodyParser(ContractParser):
-    """The contract's parser, except that a schema with ``body_optional = True`` takes a
-    request without a body as ``{}`` (an action like reset has nothing to say)."""
-
-    def load_json(self, req: Request, schema: Schema) -> Any:
-        if getattr(schema, "body_optional", False) and not req.get_data(cache=True):
-            return {}
-        return super().load_json(req, schema)
-
-
-class TicketBlueprint(Blueprint):
-    ARGUMENTS_PARSER = OptionalBodyParser()
-
-
-blp = TicketBlueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
+blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
 
 TICKET_PATH = "/<client_ext_id>/users/<user_ext_id>/ticket"
 
@@ -55,23 +35,6 @@ def ticket_location(ticket) -> str:
         client_ext_id=ticket.user.client.ext_id,
         user_ext_id=ticket.user.ext_id,
     )
-
-
-def ticket_in_path(
-    *, for_update: bool = False
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Load the ticket of the user the path names (404 before the body is read); the view
-    receives ``ticket``. ``for_update`` locks it for a read-modify-write of its counters."""
-
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
-            ticket = TicketRepository().get(client_ext_id, user_ext_id, for_update=for_update)
-            return view(*args, ticket=ticket, **kwargs)
-
-        return wrapper
-
-    return decorator
 
 
 @blp.route(TICKET_PATH, methods=["POST"])

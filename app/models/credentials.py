@@ -84,6 +84,11 @@ class Credential(Entity, db.Model):
     )
 
     @property
+    def user_ext_id(self) -> str | None:
+        """The owner's extId; None while unassigned (a VASCO credential may have no user)."""
+        return None if self.user_id is None else self.user.ext_id
+
+    @property
     def type_name(self) -> str:
         return TYPE_NAMES[self.kind]
 

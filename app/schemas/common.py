@@ -92,6 +92,22 @@ class StateName(fields.String):
         return state
 
 
+class Version(fields.Integer):
+    """An entity version: a positive whole number, as a JSON number or a string of ASCII
+    digits (the seeds' sibling pages type it both ways). ``5.5`` is refused."""
+
+    default_error_messages = {"invalid": 'Must be a whole number, e.g. 3 or "3".'}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=1), **kwargs)
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        digits = isinstance(value, str) and value.isascii() and value.isdigit()
+        if isinstance(value, bool) or not (isinstance(value, int) or digits):
+            raise self.make_error("invalid")
+        return super()._deserialize(int(value), attr, data, **kwargs)
+
+
 class TrackedSchema(OutputSchema):
     """What every entity shows: its dates, version and extId."""
 

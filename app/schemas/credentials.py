@@ -3,7 +3,15 @@
 from marshmallow import fields, validate
 
 from ..models import STATES, TYPE_NAMES
-from .common import ExtId, InputSchema, OutputSchema, StateName, TrackedSchema, UtcDateTime
+from .common import (
+    ExtId,
+    InputSchema,
+    OutputSchema,
+    StateName,
+    TrackedSchema,
+    UtcDateTime,
+    Version,
+)
 
 
 class ValiditySchema(OutputSchema):
@@ -12,7 +20,7 @@ class ValiditySchema(OutputSchema):
 
 
 class CredentialSchema(TrackedSchema):
-    userExtId = fields.String(attribute="user.ext_id", allow_none=True)
+    userExtId = fields.String(attribute="user_ext_id", allow_none=True)
     policyExtId = fields.String(attribute="policy.ext_id")
     stateName = fields.String(attribute="state_name", metadata={"enum": list(STATES)})
     stateChangeReason = fields.String(attribute="state_change_reason", allow_none=True)
@@ -35,7 +43,7 @@ class CredentialUpdateSchema(InputSchema):
     """The PATCH fields every credential takes. ``version`` is the one read (optimistic
     locking); a field left out is left as it is."""
 
-    version = fields.Integer(required=True, validate=validate.Range(min=1))
+    version = Version(required=True)
     stateName = StateName(attribute="state_name")
     modificationComment = fields.String(
         attribute="modification_comment", allow_none=True, validate=validate.Length(max=1024)

@@ -137,11 +137,4 @@ class VascoTokenSchema(OutputSchema):
 
 
 class VascoCredentialSchema(CredentialSchema):
-    # A VASCO credential may have no user: ``attribute="user.ext_id"`` would then drop the
-    # key, and the contract wants ``null``.
-    userExtId = fields.Function(
-        lambda credential: credential.user.ext_id if credential.user is not None else None,
-        allow_none=True,
-        metadata={"type": "string"},
-    )
     vascoTokens = fields.List(fields.Nested(VascoTokenSchema), attribute="vasco_tokens")

@@ -395,6 +395,7 @@ def test_delete_is_204_and_removes_the_ticket(client, admin, ticket, app):
 
     assert response.status_code == 204
     assert response.get_data() == b""
+    assert "Content-Type" not in response.headers
     assert client.get(TICKET_URL, headers=admin).status_code == 404
     assert client.delete(TICKET_URL, headers=admin).status_code == 404
     with app.app_context():
