@@ -10,32 +10,18 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from app.crypto import ticket_matches
 from app.extensions import db
 from app.models import TicketCredential
 from tests.conftest import CORE
+from tests.support import NEW_CREDENTIAL_FIELDS, count_statements, parse_date
 
 TICKET_URL = f"{CORE}/acme/users/alice/ticket"
 
 SEED_FIELDS = {
-    "created": str,
-    "lastModified": str,
-    "version": int,
-    "extId": str,
-    "userExtId": str,
-    "policyExtId": str,
-    "stateName": str,
-    "stateChangeReason": str,
-    "stateChangeDetail": type(None),
-    "lastSuccessfulLoginDate": type(None),
-    "successfulLoginCount": int,
-    "lastFailedLoginDate": type(None),
-    "failedLoginCount": int,
-    "modificationComment": type(None),
-    "type": str,
-    "validity": dict,
+    **NEW_CREDENTIAL_FIELDS,
     "ticket": str,
     "failureCount": int,
     "successCount": int,
@@ -44,11 +30,6 @@ SEED_FIELDS = {
     "context": type(None),
     "plainTicket": str,
 }
-
-
-def parse_date(value: str) -> datetime:
-    assert value.endswith("Z") and len(value) == len("2026-11-22T10:15:30Z"), value
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def stored_ticket(app, ext_id: str) -> TicketCredential:
@@ -304,23 +285,6 @@ def test_bad_bodies_get_one_entry_per_problem_and_write_nothing(
     assert all(error["field"] in error["message"] for error in errors)
     with app.app_context():
         assert db.session.scalar(text("SELECT count(*) FROM credentials")) == 0
-
-
-def count_statements(app, action) -> int:
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return len(statements)
 
 
 def test_creating_a_ticket_costs_a_fixed_number_of_statements(client, admin, acme, app):

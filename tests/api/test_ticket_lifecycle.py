@@ -16,8 +16,9 @@ from app.auth import (
 )
 from app.crypto import ticket_matches
 from app.extensions import db
-from tests.api.test_ticket_create import TICKET_URL, parse_date
+from tests.api.test_ticket_create import TICKET_URL
 from tests.conftest import CORE, bearer
+from tests.support import parse_date
 
 NOW = datetime(2026, 11, 22, 10, 15, 30, tzinfo=UTC)
 

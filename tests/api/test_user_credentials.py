@@ -7,6 +7,7 @@ import pytest
 from app.auth import CREDENTIAL_VIEW, PERMISSIONS
 from tests.api.test_vasco_create import create_vasco, tokens
 from tests.conftest import CORE, bearer
+from tests.support import count_statements
 
 LIST_URL = f"{CORE}/acme/users/alice/credentials"
 
@@ -105,8 +106,6 @@ def test_unknown_user_or_client_is_404(client, admin, acme, url, message):
 
 
 def test_listing_costs_a_fixed_number_of_statements(client, admin, wallet, app):
-    from tests.api.test_ticket_create import count_statements
-
     first = count_statements(app, lambda: client.get(LIST_URL, headers=admin))
     for index in range(5):
         create_vasco(client, admin, extId=f"more-{index}", vascoTokens=tokens("CR"))

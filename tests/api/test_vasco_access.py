@@ -15,8 +15,9 @@ from app.auth import (
     CREDENTIAL_VIEW,
     PERMISSIONS,
 )
-from tests.api.test_vasco_create import count_rows, create_vasco, tokens
+from tests.api.test_vasco_create import create_vasco, tokens
 from tests.conftest import CORE, bearer
+from tests.support import count_rows
 
 
 @dataclass(frozen=True)

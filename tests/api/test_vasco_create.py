@@ -12,34 +12,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from app.crypto import SecretBox
-from app.extensions import db
 from app.models import VascoTokenBlock
 from tests.conftest import CORE
+from tests.support import NEW_CREDENTIAL_FIELDS, count_rows, parse_date
 
 VASCO_URL = f"{CORE}/acme/vasco"
 
-CONTRACT_FIELDS = {
-    "created": str,
-    "lastModified": str,
-    "version": int,
-    "extId": str,
-    "userExtId": type(None),
-    "policyExtId": str,
-    "stateName": str,
-    "stateChangeReason": str,
-    "stateChangeDetail": type(None),
-    "lastSuccessfulLoginDate": type(None),
-    "successfulLoginCount": int,
-    "lastFailedLoginDate": type(None),
-    "failedLoginCount": int,
-    "modificationComment": type(None),
-    "type": str,
-    "validity": dict,
-    "vascoTokens": list,
-}
+CONTRACT_FIELDS = {**NEW_CREDENTIAL_FIELDS, "userExtId": type(None), "vascoTokens": list}
 
 
 def block(size: int = 248) -> str:
@@ -55,16 +37,6 @@ def create_vasco(client: FlaskClient, headers: dict[str, str], client_ext_id: st
     """POST a VASCO credential; ``vascoTokens`` defaults to two fresh blocks (CR and RO)."""
     body.setdefault("vascoTokens", tokens("CR", "RO"))
     return client.post(f"{CORE}/{client_ext_id}/vasco", json=body, headers=headers)
-
-
-def parse_date(value: str) -> datetime:
-    assert value.endswith("Z") and len(value) == len("2026-11-22T10:15:30Z"), value
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
-def count_rows(app, table: str) -> int:
-    with app.app_context():
-        return db.session.scalar(text(f"SELECT count(*) FROM {table}"))
 
 
 def test_create_returns_an_unassigned_vasco_credential_with_every_contract_field(

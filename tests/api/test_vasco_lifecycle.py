@@ -8,11 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
-from app.extensions import db
-from tests.api.test_vasco_create import count_rows, create_vasco, tokens
+from tests.api.test_vasco_create import create_vasco, tokens
 from tests.conftest import CORE
+from tests.support import count_rows, count_statements
 
 VASCO_URL = f"{CORE}/acme/vasco"
 TOKEN_URL = f"{VASCO_URL}/token-1"
@@ -137,23 +136,6 @@ def test_bad_list_arguments_are_422(client, admin, acme, query, field):
     [error] = response.json["errors"]
     assert error["code"] == "errors.invalidData"
     assert field in error["message"]
-
-
-def count_statements(app, action) -> int:
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
-            statements.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return len(statements)
 
 
 def test_a_page_costs_the_same_statements_however_many_items_it_holds(client, admin, acme, app):
