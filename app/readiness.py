@@ -16,16 +16,12 @@ import logging
 
 from alembic.script import ScriptDirectory
 from flask import current_app
-from sqlalchemy import Column, MetaData, String, Table, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ServiceUnavailable
-from .extensions import db
+from .repositories.schema import SchemaRepository
 
 log = logging.getLogger(__name__)
-
-# Alembic's bookkeeping table, as Alembic creates it.
-ALEMBIC_VERSION = Table("alembic_version", MetaData(), Column("version_num", String(32)))
 
 
 @functools.cache
@@ -40,11 +36,7 @@ def check_database_ready() -> None:
     """Return when the database answers and is migrated; raise ``ServiceUnavailable`` if not."""
     heads, known = shipped_revisions(current_app.extensions["migrate"].directory)
     try:
-        with db.engine.connect() as connection:
-            if inspect(connection).has_table(ALEMBIC_VERSION.name):
-                current = frozenset(connection.scalars(select(ALEMBIC_VERSION.c.version_num)))
-            else:
-                current = frozenset()
+        current = SchemaRepository().current_revisions()
     except SQLAlchemyError as error:
         # The message may hold connection details: log the kind, never return it.
         log.warning("readiness: database unreachable: %s", error.__class__.__name__)
