@@ -16,7 +16,13 @@ from . import (
 )
 from .auth import BootstrapPrincipal
 from .config import Config, normalise_database_url
-from .crypto import KeyConfigurationError, SecretBox, decode_key, load_or_create_key_file
+from .crypto import (
+    KeyConfigurationError,
+    SecretBox,
+    decode_key,
+    decode_old_keys,
+    load_or_create_key_file,
+)
 from .database import configure_engines
 from .errors import register_error_handlers
 
@@ -90,7 +96,11 @@ def configure_database(app: Flask) -> None:
 
 
 def configure_secrets(app: Flask) -> None:
-    """The AES-GCM box for credential secrets. A bad key stops start-up with a clear error."""
+    """The AES-GCM box for credential secrets. A bad key stops start-up with a clear error.
+
+    It seals under ``CREDENTIAL_ENCRYPTION_KEY`` and also opens what the keys of
+    ``CREDENTIAL_ENCRYPTION_OLD_KEYS`` sealed, while a rotation is under way.
+    """
     encoded = app.config["CREDENTIAL_ENCRYPTION_KEY"]
     if encoded:
         key = decode_key(encoded)
@@ -101,7 +111,8 @@ def configure_secrets(app: Flask) -> None:
         )
     else:
         key = load_or_create_key_file(Path(app.instance_path) / "credential-encryption.key")
-    app.extensions["nevisidm.secret_box"] = SecretBox(key)
+    old_keys = decode_old_keys(app.config["CREDENTIAL_ENCRYPTION_OLD_KEYS"])
+    app.extensions["nevisidm.secret_box"] = SecretBox(key, old_keys)
 
 
 def register_extensions(app: Flask) -> None:
@@ -133,6 +144,7 @@ def register_observability(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from .cli import api_key
+    from .cli import api_key, credential_key
 
     app.cli.add_command(api_key)
+    app.cli.add_command(credential_key)

@@ -20,6 +20,8 @@ class Config:
     DATABASE_URL = os.environ.get("DATABASE_URL")  # None: an SQLite file in the instance folder
     BOOTSTRAP_API_KEY = os.environ.get("BOOTSTRAP_API_KEY")
     CREDENTIAL_ENCRYPTION_KEY = os.environ.get("CREDENTIAL_ENCRYPTION_KEY")
+    # Earlier keys (Base64, comma-separated): they open stored secrets, never seal new ones.
+    CREDENTIAL_ENCRYPTION_OLD_KEYS = os.environ.get("CREDENTIAL_ENCRYPTION_OLD_KEYS")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
     # Seconds an SQLite writer waits for the lock before the request gets a 503.
@@ -48,4 +50,5 @@ class TestConfig(Config):
     BOOTSTRAP_API_KEY = None
     # A fixed, test-only key (Base64 of 32 bytes).
     CREDENTIAL_ENCRYPTION_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE="
+    CREDENTIAL_ENCRYPTION_OLD_KEYS = None
     LOG_LEVEL = "DEBUG"

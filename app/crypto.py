@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -61,19 +62,47 @@ class KeyConfigurationError(RuntimeError):
     """The encryption key is missing or malformed: the service refuses to start."""
 
 
-def decode_key(encoded: str) -> bytes:
+CURRENT_KEY_SETTING = "CREDENTIAL_ENCRYPTION_KEY"
+OLD_KEYS_SETTING = "CREDENTIAL_ENCRYPTION_OLD_KEYS"
+KEY_ID_LENGTH = 8  # hex digits
+
+
+def decode_key(encoded: str, setting: str = CURRENT_KEY_SETTING) -> bytes:
+    """The 32 bytes of a Base64 key; ``setting`` names where it came from in the error.
+
+    The messages never repeat the value: it is key material.
+    """
     try:
         key = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError) as error:
         raise KeyConfigurationError(
-            "CREDENTIAL_ENCRYPTION_KEY is not valid Base64; generate one with "
+            f"{setting} is not valid Base64; generate a key with "
             "`python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'`"
         ) from error
     if len(key) != 32:
-        raise KeyConfigurationError(
-            f"CREDENTIAL_ENCRYPTION_KEY must decode to 32 bytes (AES-256), not {len(key)}"
-        )
+        raise KeyConfigurationError(f"{setting} must decode to 32 bytes (AES-256), not {len(key)}")
     return key
+
+
+def decode_old_keys(encoded: str | Iterable[str] | None) -> list[bytes]:
+    """The keys of ``CREDENTIAL_ENCRYPTION_OLD_KEYS``: Base64 keys separated by commas.
+
+    Blank entries (a trailing comma) are ignored. A malformed entry stops start-up with an
+    error that says which entry (by position) is wrong, never what it holds.
+    """
+    if not encoded:
+        return []
+    entries = encoded.split(",") if isinstance(encoded, str) else list(encoded)
+    keys = []
+    for position, entry in enumerate(entries, start=1):
+        if entry.strip():
+            keys.append(decode_key(entry, f"{OLD_KEYS_SETTING} entry {position}"))
+    return keys
+
+
+def key_id_of(key: bytes) -> str:
+    """The id a key's ciphertexts carry: the first 8 hex digits of its SHA-256."""
+    return hashlib.sha256(key).hexdigest()[:KEY_ID_LENGTH]
 
 
 def load_or_create_key_file(path: Path) -> bytes:
@@ -97,36 +126,66 @@ class SecretBox:
 
     A sealed value is ``<key id>:<Base64(nonce || ciphertext || tag)>``; the key id (the
     first 8 hex digits of the key's SHA-256) says which key sealed it, so that keys can be
-    rotated. ``associated_data`` binds a ciphertext to its place (it cannot be moved to
-    another row and still open).
+    rotated: the box seals under its current ``key`` only, and opens what any of its keys
+    (the current one and ``old_keys``) sealed. ``associated_data`` binds a ciphertext to its
+    place (it cannot be moved to another row and still open).
     """
 
     NONCE_BYTES = 12
+    KEY_ID_LENGTH = KEY_ID_LENGTH
 
-    def __init__(self, key: bytes) -> None:
-        self._cipher = AESGCM(key)
-        self.key_id = hashlib.sha256(key).hexdigest()[:8]
+    def __init__(self, key: bytes, old_keys: Iterable[bytes] = ()) -> None:
+        self.key_id = key_id_of(key)
+        keys = {self.key_id: key}
+        for old_key in old_keys:
+            old_id = key_id_of(old_key)
+            known = keys.setdefault(old_id, old_key)
+            # Listing a key twice (or the current key among the old ones) is harmless; two
+            # different keys with one id (a 1 in 2**32 chance) would make ciphertexts ambiguous.
+            if not hmac.compare_digest(known, old_key):
+                raise KeyConfigurationError(
+                    f"two different configured keys share the key id {old_id}: "
+                    "generate another new key"
+                )
+        self._ciphers = {key_id: AESGCM(each) for key_id, each in keys.items()}
+
+    @property
+    def old_key_ids(self) -> list[str]:
+        """The ids of the keys this box opens with but no longer seals with."""
+        return [key_id for key_id in self._ciphers if key_id != self.key_id]
+
+    @staticmethod
+    def key_id_of_sealed(sealed: str) -> str:
+        """The id of the key that sealed ``sealed``."""
+        return sealed.partition(":")[0]
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> str:
         nonce = os.urandom(self.NONCE_BYTES)
-        ciphertext = self._cipher.encrypt(nonce, plaintext, associated_data)
+        ciphertext = self._ciphers[self.key_id].encrypt(nonce, plaintext, associated_data)
         return f"{self.key_id}:" + base64.b64encode(nonce + ciphertext).decode()
 
     def open(self, sealed: str, associated_data: bytes) -> bytes:
         key_id, _, encoded = sealed.partition(":")
-        if key_id != self.key_id:
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
             raise KeyConfigurationError(
-                f"a stored secret was sealed with key {key_id}, not the configured key "
-                f"{self.key_id}: check CREDENTIAL_ENCRYPTION_KEY"
+                f"a stored secret was sealed with key {key_id}, which is neither the current "
+                f"key {self.key_id} ({CURRENT_KEY_SETTING}) nor one of {OLD_KEYS_SETTING} "
+                f"({', '.join(self.old_key_ids) or 'none configured'})"
             )
         raw = base64.b64decode(encoded)
         nonce, ciphertext = raw[: self.NONCE_BYTES], raw[self.NONCE_BYTES :]
         try:
-            return self._cipher.decrypt(nonce, ciphertext, associated_data)
+            return cipher.decrypt(nonce, ciphertext, associated_data)
         except InvalidTag as error:
             raise KeyConfigurationError(
                 "a stored secret failed its integrity check (wrong key or tampered row)"
             ) from error
+
+    def reseal(self, sealed: str, associated_data: bytes) -> str:
+        """``sealed`` opened with whichever key sealed it and sealed again under the current
+        key (with a new nonce), for the same place."""
+        return self.seal(self.open(sealed, associated_data), associated_data)
 
 
 def secret_box() -> SecretBox:
