@@ -60,6 +60,12 @@ class CredentialRepository(Repository):
             )
         credential.version = expected_version + 1
         credential.last_modified = utcnow()
+        self.commit_guarded(credential)
+
+    def commit_guarded(self, credential: Credential) -> None:
+        """Commit the changes to (or the deletion of) ``credential``. Every UPDATE and
+        DELETE of it carries "WHERE version = <the version read>": when another request
+        changed it meanwhile, nothing is written and the caller gets 409."""
         try:
             self.session.commit()
         except StaleDataError:

@@ -19,10 +19,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.orm.exc import StaleDataError
 
 from ..crypto import secret_box
-from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, StaleVersion, VascoExists
+from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExists
 from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
 from ..models.types import utcnow
 from .base import new_ext_id
@@ -158,13 +157,7 @@ class VascoRepository(CredentialRepository):
     def delete(self, credential: VascoCredential) -> None:
         """Delete the credential and its blocks."""
         self.session.delete(credential)
-        try:
-            self.session.commit()
-        except StaleDataError:
-            self.session.rollback()
-            raise StaleVersion(
-                f"Credential '{credential.ext_id}' was changed concurrently: read it again"
-            ) from None
+        self.commit_guarded(credential)
 
     def reveal(self, credential: VascoCredential) -> VascoCredential:
         """Decrypt the credential's blocks into ``vasco_tokens``."""
