@@ -42,3 +42,18 @@ format: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Load test under gunicorn with wrk (bench/run.py; README "Benchmarks"). BENCH_* variables
+# configure it; wrk comes from Debian's packages.
+.PHONY: bench
+bench: install
+	@command -v wrk >/dev/null 2>&1 || apt-get install -y wrk || \
+	  (apt-get update && apt-get install -y wrk)
+	$(BIN)/python bench/run.py
+
+# Schema-driven fuzzing with schemathesis against gunicorn (tests/fuzz; README "API
+# documentation"): every operation of /openapi.json, seed and examples per operation in
+# tests/fuzz/schemathesis.toml; on PostgreSQL too when TEST_DATABASE_URL is set.
+.PHONY: fuzz
+fuzz: install
+	FUZZ=1 $(BIN)/pytest -s -q tests/fuzz/test_fuzz.py $(PYTEST_ARGS)

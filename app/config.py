@@ -40,6 +40,16 @@ class Config:
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/"
     OPENAPI_JSON_PATH = "openapi.json"
+    # /docs: Swagger UI, its files served by the service itself (app/api/docs.py), so that the
+    # page needs no internet access; and no call to the public validator either.
+    OPENAPI_SWAGGER_UI_PATH = "docs"
+    OPENAPI_SWAGGER_UI_URL = "/docs/assets/"
+    OPENAPI_SWAGGER_UI_CONFIG = {
+        "validatorUrl": None,
+        "deepLinking": True,
+        "docExpansion": "list",
+        "defaultModelsExpandDepth": 0,
+    }
 
 
 class TestConfig(Config):

@@ -1,21 +1,34 @@
-"""The blueprint class every resource uses, with the request-body rules of the contract.
+"""The blueprint class every resource uses, with the request-body rules of the contract and
+the error responses of each operation's OpenAPI document.
 
 Bodies are parsed by webargs (through flask-smorest's ``@blp.arguments``) with a parser that
 speaks the contract: another media type is 415, a body that is not a JSON object is 400,
 and a schema error is 422 with one envelope entry per problem.
+
+The error responses an operation documents are derived here, in one place, from what the
+view declares: its method's body schema, its query schema, the path's parameters and the
+permissions ``require_permissions`` recorded (see ``error_statuses``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
 
 import flask_smorest
-from flask import Request
+from apispec import APISpec
+from flask import Flask, Request
+from flask_smorest.utils import resolve_schema_instance
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
 
 from ..errors import MalformedBody, UnsupportedMediaType, ValidationFailed, flatten_messages
+from ..schemas.common import Version
+from .docs import ERROR_RESPONSES, LOCATION_HEADER
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _is_json(mimetype: str) -> bool:
@@ -26,6 +39,45 @@ def _is_json(mimetype: str) -> bool:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+UNSTORABLE = "Must not contain NUL characters or unpaired surrogates (\\u0000, \\ud800-\\udfff)."
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unstorable_strings(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of a parsed body whose text no database can hold, as ``(field, message)``.
+
+    JSON's ``\\u`` escapes can carry NUL, which PostgreSQL refuses in text, and unpaired UTF-16
+    surrogates, which have no UTF-8 form: both would fail at the database as a 500. Walked
+    without recursion: the document may be nested nearly as deep as the JSON parser allows.
+    """
+    problems = []
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            if not _storable(value):
+                problems.append((path or "body", UNSTORABLE))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _storable(key):
+                    key = key.encode("unicode_escape").decode("ascii")
+                    problems.append((f"{path}.{key}" if path else key, UNSTORABLE))
+                else:
+                    pending.append((f"{path}.{key}" if path else key, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{index}]", item) for index, item in enumerate(value))
+    return sorted(problems)
 
 
 class ContractParser(FlaskParser):
@@ -45,8 +97,13 @@ class ContractParser(FlaskParser):
             document = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedBody(f"The body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise MalformedBody("The body is not valid JSON: it is nested too deeply") from None
         if not isinstance(document, dict):
             raise MalformedBody("The body must be a JSON object")
+        problems = unstorable_strings(document)
+        if problems:
+            raise ValidationFailed(problems)
         return document
 
     def handle_error(
@@ -66,5 +123,103 @@ class ContractParser(FlaskParser):
         raise ValidationFailed(flatten_messages(messages))
 
 
+def markdown(docstring: str) -> str:
+    """A docstring's text as Markdown: lines unindented, ``code`` as `code`."""
+    return re.sub(r"\n[ \t]+", "\n", docstring).replace("``", "`")
+
+
+def error_statuses(
+    *,
+    body: Schema | None,
+    query: bool,
+    path_arguments: list[str],
+    secured: bool,
+    permissions: list[str],
+) -> list[int]:
+    """The error statuses of the contract's table (API.md section 2) that an operation can
+    return, from what its view declares."""
+    statuses = {500}  # anything unexpected
+    if secured:
+        statuses |= {401, 503}  # the api key is looked up in the database
+        if permissions or "client_ext_id" in path_arguments:
+            statuses.add(403)  # a permission, or the client data room
+    if path_arguments:
+        statuses.add(404)
+    if body is not None:
+        statuses |= {400, 413, 415, 422}
+        if any(isinstance(field, Version) for field in body.fields.values()):
+            statuses.add(409)  # optimistic locking
+    if query:
+        statuses.add(422)
+    return sorted(statuses)
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ContractParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_error_responses_doc)
+
+    def error_response(self, status: int, description: str | None = None) -> Callable[[F], F]:
+        """Document an error status that ``error_statuses`` cannot tell from the view:
+        with ``description``, to name the codes this operation returns with it."""
+        if description is None:
+            return self.alt_response(status, response=ERROR_RESPONSES[status].name)
+        return self.alt_response(status, description=description)
+
+    def register_views_in_doc(
+        self, api: flask_smorest.Api, app: Flask, spec: APISpec, *, name: str, parameters: Any
+    ) -> None:
+        # The path's parameters are known from the app's URL rules only: note them for
+        # _prepare_error_responses_doc.
+        for endpoint, endpoint_doc in self._docs.items():
+            rule = next(app.url_map.iter_rules(f"{name}.{endpoint}"))
+            for method, operation_doc in endpoint_doc.items():
+                if method == "parameters":
+                    continue
+                operation_doc["path_arguments"] = sorted(rule.arguments)
+                # Docstrings are reStructuredText; the document's descriptions are Markdown,
+                # where indented lines (require_permissions keeps them) would be code blocks,
+                # and its summaries plain text.
+                manual = operation_doc.get("manual_doc", {})
+                if "description" in manual:
+                    manual["description"] = markdown(manual["description"])
+                docstring = operation_doc.get("docstring", {})
+                if docstring.get("summary"):
+                    docstring["summary"] = docstring["summary"].replace("``", "")
+                if docstring.get("description"):
+                    docstring["description"] = markdown(docstring["description"])
+        super().register_views_in_doc(api, app, spec, name=name, parameters=parameters)
+
+    @staticmethod
+    def _prepare_error_responses_doc(
+        doc: dict[str, Any], doc_info: dict[str, Any], *, api: flask_smorest.Api, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Document the operation's error responses (the components of app/api/docs.py), and
+        the ``Location`` of what a 201 created.
+
+        A view may document an error status itself, to say more (``@blp.error_response(422,
+        "...")``); it then gets the error envelope as its schema.
+        """
+        manual = doc_info.get("manual_doc", {})
+        # What _prepare_arguments_doc made of @blp.arguments: a requestBody, query parameters.
+        body = doc.get("requestBody", {}).get("content", {}).get("application/json")
+        statuses = error_statuses(
+            body=resolve_schema_instance(body["schema"]) if body else None,
+            query=any(parameter.get("in") == "query" for parameter in doc.get("parameters", [])),
+            path_arguments=doc_info.get("path_arguments", []),
+            secured=bool(manual.get("security")),
+            permissions=manual.get("x-permissions", []),
+        )
+        responses = doc.setdefault("responses", {})
+        for status in statuses:
+            if not isinstance(responses.get(status), Mapping):
+                # Nothing yet, or flask-smorest's generic reference for a parser error.
+                responses[status] = ERROR_RESPONSES[status].name
+        for status, response in responses.items():
+            if int(status) >= 400 and isinstance(response, Mapping):
+                response.setdefault("content", {"application/json": {"schema": api.ERROR_SCHEMA}})
+            elif int(status) == 201 and isinstance(response, Mapping):
+                response.setdefault("headers", {}).setdefault("Location", LOCATION_HEADER)
+        return doc

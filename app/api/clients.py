@@ -14,6 +14,11 @@ blp = Blueprint("clients", __name__, url_prefix=CORE_PREFIX, description="Client
 @require_permissions(CLIENT_CREATE, every_client=True)
 @blp.arguments(ClientCreateSchema)
 @blp.response(201, ClientSchema)
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown; "
+    "`errors.duplicateValue`: the extId is taken.",
+)
 def create_client(fields):
     """Create a client, with its default TicketPolicy and VascoPolicy."""
     client = ClientRepository().create(**fields)

@@ -4,6 +4,7 @@ about the data, and a probe holds no api key."""
 from __future__ import annotations
 
 from ..readiness import check_database_ready
+from ..schemas.health import HealthSchema
 from .blueprint import Blueprint
 
 blp = Blueprint("health", __name__, url_prefix="/health", description="Health probes")
@@ -12,7 +13,7 @@ OK = {"status": "ok"}
 
 
 @blp.route("/live", methods=["GET"])
-@blp.response(200, description="The process answers requests")
+@blp.response(200, HealthSchema, description="The process answers requests")
 def live():
     """Liveness: the process answers. It does not touch the database, so a database outage
     does not get healthy instances restarted."""
@@ -20,7 +21,7 @@ def live():
 
 
 @blp.route("/ready", methods=["GET"])
-@blp.response(200, description="The database answers and its schema is migrated")
+@blp.response(200, HealthSchema, description="The database answers and its schema is migrated")
 @blp.alt_response(503, description="errors.serviceUnavailable: not ready, the message says why")
 def ready():
     """Readiness: the database answers and its schema is at the newest migration this release

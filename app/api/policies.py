@@ -15,6 +15,12 @@ blp = Blueprint("policies", __name__, url_prefix=CORE_PREFIX, description="Crede
 @client_in_path
 @blp.arguments(PolicyCreateSchema)
 @blp.response(201, PolicySchema)
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown, "
+    "or a known parameter has a bad value; "
+    "`errors.duplicateValue`: the extId is taken in the client.",
+)
 def create_policy(fields, client):
     """Create a TicketPolicy or VascoPolicy. A new default replaces the old default of its type."""
     policy = PolicyRepository().create(client, **fields)

@@ -41,7 +41,14 @@ def ticket_location(ticket) -> str:
 @require_permissions(CREDENTIAL_CREATE)
 @user_in_path
 @blp.arguments(TicketCreateSchema)
-@blp.response(201, IssuedTicketSchema)
+@blp.response(201, IssuedTicketSchema, description="Ticket credential created successfully")
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown, "
+    "or the policy is not a TicketPolicy; "
+    "`errors.ticketExists`: the user has a ticket credential already; "
+    "`errors.duplicateValue`: the extId is taken.",
+)
 def create_ticket(fields, user):
     """Create a ticket credential for the user.
 
@@ -89,6 +96,7 @@ def delete_ticket(ticket):
 @ticket_in_path(for_update=True)
 @blp.arguments(TicketResetSchema, required=False)
 @blp.response(200, IssuedTicketSchema)
+@blp.error_response(409)
 def reset_ticket(fields, ticket):
     """Regenerate the user's ticket: a new value, returned once in ``plainTicket``.
 
@@ -104,6 +112,14 @@ def reset_ticket(fields, ticket):
 @ticket_in_path(for_update=True)
 @blp.arguments(TicketVerifySchema)
 @blp.response(200, TicketCredentialSchema)
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown; "
+    "`errors.invalidCredential`: not the ticket's value (the failure is counted); "
+    "`errors.credentialNotUsable`: the ticket is not active, is locked, or is outside its "
+    "validity.",
+)
+@blp.error_response(409)
 def verify_ticket(fields, ticket):
     """Check a ticket value (an extension of this service).
 

@@ -15,6 +15,11 @@ blp = Blueprint("users", __name__, url_prefix=CORE_PREFIX, description="Users of
 @client_in_path
 @blp.arguments(UserCreateSchema)
 @blp.response(201, UserSchema)
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown; "
+    "`errors.duplicateValue`: the extId or the loginId is taken in the client.",
+)
 def create_user(fields, client):
     """Create a user in the client; ``loginId`` is unique in the client."""
     user = UserRepository().create(client, **fields)

@@ -25,7 +25,13 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
 @client_in_path
 @blp.arguments(VascoCreateSchema)
-@blp.response(201, VascoCredentialSchema)
+@blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")
+@blp.error_response(
+    422,
+    "`errors.invalidData`: a field is missing, of the wrong type or value, or unknown "
+    "(one entry per problem, e.g. `vascoTokens[0].data`), or the policy is not a "
+    "VascoPolicy; `errors.vascoExists`: a VASCO credential with that extId exists.",
+)
 def create_vasco(fields, client):
     """Create a VASCO Digipass token credential in the client, unassigned.
 
@@ -74,6 +80,7 @@ def update_vasco(fields, vasco):
 @require_permissions(CREDENTIAL_DELETE)
 @vasco_in_path(reveal=False)
 @blp.response(204)
+@blp.error_response(409)
 def delete_vasco(vasco):
     """Delete a VASCO credential and its data blocks."""
     VascoRepository().delete(vasco)
@@ -83,6 +90,10 @@ def delete_vasco(vasco):
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
 @user_and_vasco_in_path
 @blp.response(200, VascoCredentialSchema)
+@blp.error_response(
+    422, "`errors.invalidData`: the credential is assigned to another user; unassign it first."
+)
+@blp.error_response(409)
 def assign_vasco(user, vasco):
     """Assign a VASCO credential to the user; its state stays as it is.
 
@@ -95,6 +106,7 @@ def assign_vasco(user, vasco):
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
 @vasco_in_path()
 @blp.response(200, VascoCredentialSchema)
+@blp.error_response(409)
 def unassign_vasco(vasco):
     """Take a VASCO credential from its user; its state returns to ``initial``."""
     return VascoRepository().unassign(vasco)

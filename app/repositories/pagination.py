@@ -41,8 +41,14 @@ def decode_token(token: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         created, ext_id = json.loads(raw)
-        return datetime.fromisoformat(created), str(ext_id)
-    except (binascii.Error, ValueError, TypeError) as error:
+        ext_id = str(ext_id)
+        # An extId holds neither NUL (PostgreSQL cannot even compare text holding one) nor an
+        # unpaired surrogate (no UTF-8 for it: UnicodeEncodeError, a ValueError).
+        ext_id.encode("utf-8")
+        if "\x00" in ext_id:
+            raise ValueError("NUL in extId")
+        return datetime.fromisoformat(created), ext_id
+    except (binascii.Error, ValueError, TypeError, RecursionError) as error:
         raise InvalidData(
             "continuationToken is not a token this service issued", field="continuationToken"
         ) from error

@@ -10,7 +10,6 @@ from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from ..models import STATES
 
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # extIds travel in URL paths: no '/', no control characters, no surrounding blanks.
 _EXT_ID = re.compile(r"(?=\S)(?!.*\s\Z)[^/\x00-\x1f\x7f]{1,255}\Z")
 
@@ -47,18 +46,20 @@ class UtcDateTime(fields.Field):
     def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        return value.astimezone(UTC).strftime(DATE_FORMAT)
+        # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):
             raise self.make_error("invalid")
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError as error:
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            # OverflowError: an offset that takes 0001-01-01 or 9999-12-31 out of range.
+            return parsed.astimezone(UTC).replace(microsecond=0)
+        except (ValueError, OverflowError) as error:
             raise self.make_error("invalid") from error
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC).replace(microsecond=0)
 
 
 class ExtId(fields.String):

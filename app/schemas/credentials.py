@@ -2,7 +2,7 @@
 
 from marshmallow import fields, validate
 
-from ..models import STATES, TYPE_NAMES
+from ..models import STATES
 from .common import (
     ExtId,
     InputSchema,
@@ -11,6 +11,34 @@ from .common import (
     TrackedSchema,
     UtcDateTime,
     Version,
+)
+
+# nevisIDM's credential types, as the seeds list them. This service holds two of them
+# (TYPE_NAMES in app/models); the document lists them all, so that it types the field as
+# nevisIDM does.
+CREDENTIAL_TYPES = (
+    "Password",
+    "Certificate",
+    "SecurID User Mapping",
+    "Ticket Authorization",
+    "Safeword User Mapping",
+    "OTP Card",
+    "Temporary Strong Password",
+    "Generic Credential",
+    "Kerberos",
+    "mTan",
+    "Vasco",
+    "PUK",
+    "URL Ticket",
+    "DevicePassword",
+    "MobileSignature",
+    "SAML Federation",
+    "Security Questions",
+    "Context Password",
+    "OATH",
+    "FIDO UAF Authenticator",
+    "Recovery Code",
+    "FIDO2 Authenticator",
 )
 
 
@@ -30,7 +58,13 @@ class CredentialSchema(TrackedSchema):
     lastFailedLoginDate = UtcDateTime(attribute="last_failed_login_date", allow_none=True)
     failedLoginCount = fields.Integer(attribute="failed_login_count")
     modificationComment = fields.String(attribute="modification_comment", allow_none=True)
-    type = fields.String(attribute="type_name", metadata={"enum": list(TYPE_NAMES.values())})
+    type = fields.String(
+        attribute="type_name",
+        metadata={
+            "enum": list(CREDENTIAL_TYPES),
+            "description": "Type of credential: `Ticket Authorization` or `Vasco` here.",
+        },
+    )
     validity = fields.Nested(ValiditySchema)
 
 

@@ -12,7 +12,7 @@ PRESENTED_TICKET_MAX = 1024
 class TicketCreateSchema(CreateSchema):
     extId = ExtId(attribute="ext_id")
     policyExtId = ExtId(attribute="policy_ext_id")
-    stateName = StateName(attribute="state_name", allow_none=True)
+    stateName = StateName(attribute="state_name", allow_none=True, metadata={"default": "active"})
     identification = fields.String(
         allow_none=True, validate=validate.Length(max=IDENTIFICATION_MAX)
     )

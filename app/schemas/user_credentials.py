@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import fields
 
-from ..models import TICKET, VASCO, Credential
+from ..models import TICKET, TYPE_NAMES, VASCO, Credential
 from .common import OutputSchema
 from .pagination import PaginationSchema
 from .tickets import TicketCredentialSchema
@@ -17,6 +17,10 @@ class AnyCredential(fields.Field):
     """A credential dumped with the schema of its type (``type`` tells which)."""
 
     schemas = {TICKET: TicketCredentialSchema(), VASCO: VascoCredentialSchema()}
+    # The OpenAPI document shows the item as oneOf these schemas (app/api/docs.py), told
+    # apart by the value of their ``type``.
+    discriminator = "type"
+    alternatives = {TYPE_NAMES[kind]: schema for kind, schema in schemas.items()}
 
     def _serialize(self, value: Credential, attr: Any, obj: Any, **kwargs: Any) -> dict:
         return self.schemas[value.kind].dump(value)

@@ -22,12 +22,12 @@ class UserCreateSchema(CreateSchema):
 
 
 class UserNameOutputSchema(OutputSchema):
-    firstName = fields.String(attribute="first_name")
-    familyName = fields.String(attribute="family_name")
+    firstName = fields.String(attribute="first_name", allow_none=True)
+    familyName = fields.String(attribute="family_name", allow_none=True)
 
 
 class UserSchema(TrackedSchema):
     clientExtId = fields.String(attribute="client.ext_id")
     loginId = fields.String(attribute="login_id")
     name = fields.Nested(UserNameOutputSchema)
-    email = fields.String()
+    email = fields.String(allow_none=True)

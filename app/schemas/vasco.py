@@ -19,6 +19,7 @@ from .credentials import CredentialSchema, CredentialUpdateSchema
 MAX_TOKENS = 16
 MAX_BLOCK_BYTES = 4096
 AUTH_MODE_PATTERN = re.compile(r"[A-Za-z0-9]{1,8}\Z")
+MAX_BASE64_LENGTH = 4 * -(-MAX_BLOCK_BYTES // 3)  # 4 characters carry 3 bytes
 
 
 class Base64Block(fields.Field):
@@ -36,7 +37,10 @@ class Base64Block(fields.Field):
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("metadata", {}).update(type="string", format="byte")
+        # 1 to MAX_BLOCK_BYTES bytes: 4 to 5464 characters of Base64.
+        kwargs.setdefault("metadata", {}).update(
+            type="string", format="byte", minLength=4, maxLength=MAX_BASE64_LENGTH
+        )
         super().__init__(**kwargs)
 
     def _serialize(self, value: bytes | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
@@ -47,8 +51,8 @@ class Base64Block(fields.Field):
             raise self.make_error("type")
         if not value:
             raise self.make_error("empty")
-        # Bound the work before decoding: 4 characters carry 3 bytes.
-        if len(value) > 4 * -(-MAX_BLOCK_BYTES // 3):
+        # Bound the work before decoding.
+        if len(value) > MAX_BASE64_LENGTH:
             raise self.make_error("too_long")
         try:
             decoded = base64.b64decode(value, validate=True)
@@ -118,7 +122,7 @@ class UniqueAuthModes:
 class VascoCreateSchema(UniqueAuthModes, CreateSchema):
     extId = ExtId(attribute="ext_id")
     policyExtId = ExtId(attribute="policy_ext_id")
-    stateName = StateName(attribute="state_name", allow_none=True)
+    stateName = StateName(attribute="state_name", allow_none=True, metadata={"default": "initial"})
     vascoTokens = VascoTokensField(attribute="vasco_tokens", required=True)
 
 
