@@ -15,8 +15,7 @@ from typing import Any, TypeVar
 from flask import Flask, current_app, g, request
 
 from .errors import AuthenticationRequired, DataroomPermissionDenied, PermissionDenied
-from .models import Principal
-from .repositories.principals import PrincipalRepository
+from .repositories.principals import AuthenticatedPrincipal, PrincipalRepository
 
 CREDENTIAL_CREATE = "AccessControl.CredentialCreate"
 CREDENTIAL_VIEW = "AccessControl.CredentialView"
@@ -47,8 +46,12 @@ BOOTSTRAP_PRINCIPAL = "bootstrap"
 View = TypeVar("View", bound=Callable[..., Any])
 
 
-def authenticated_principal() -> Principal:
-    """The principal behind the request's ``Authorization: Bearer <api key>``, or 401."""
+def authenticated_principal() -> AuthenticatedPrincipal:
+    """The principal behind the request's ``Authorization: Bearer <api key>``, or 401.
+
+    Principals are cached per process for a few seconds (app/repositories/principals.py):
+    a key removed from the database may keep working that long.
+    """
     principal = g.get("principal")
     if principal is not None:
         return principal

@@ -1,13 +1,71 @@
 from __future__ import annotations
 
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, true, update
+from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DuplicateValue, InvalidData, NoRecord
 from ..models import Client, Policy
 from .base import Repository, new_ext_id
+
+# What a new credential reads of its policy: the rest of the row is never shown with it.
+TERMS_COLUMNS = ("id", "ext_id", "policy_type", "parameters")
+
+# Where a session keeps the terms of default policies read along with a user
+# (``remember_default_terms``): {client id: {policy type: terms}}.
+_DEFAULT_TERMS = "nevisidm.default_policy_terms"
+
+Model = TypeVar("Model")
+
+
+def detached_from_row(model: type[Model], row: dict[str, Any]) -> Model:
+    """An object of ``model`` for a row read or written with plain SQL: detached from the
+    session, its columns set from ``row`` without attribute events (as the ORM fills the
+    objects it loads). Columns missing from ``row`` are unloaded: reading one raises."""
+    instance = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(row)
+    make_transient_to_detached(instance)
+    return instance
+
+
+# The statements every credential request runs are built once: composing a statement costs
+# more than running it from the compiled cache.
+@cache
+def _default_policy() -> Select:
+    return select(Policy).where(
+        Policy.client_id == bindparam("client_id"),
+        Policy.policy_type == bindparam("policy_type"),
+        Policy.is_default.is_(True),
+    )
+
+
+@cache
+def _policy_by_ext_id() -> Select:
+    return select(Policy).where(
+        Policy.client_id == bindparam("client_id"), Policy.ext_id == bindparam("ext_id")
+    )
+
+
+@cache
+def _default_policy_terms() -> Select:
+    policies = Policy.__table__
+    return select(*(policies.c[name] for name in TERMS_COLUMNS)).where(
+        policies.c.client_id == bindparam("client_id"),
+        policies.c.policy_type == bindparam("policy_type"),
+        policies.c.is_default == true(),
+    )
+
+
+@cache
+def _policy_terms_by_ext_id() -> Select:
+    policies = Policy.__table__
+    return select(*(policies.c[name] for name in TERMS_COLUMNS)).where(
+        policies.c.client_id == bindparam("client_id"),
+        policies.c.ext_id == bindparam("ext_id"),
+    )
 
 
 class PolicyRepository(Repository):
@@ -30,6 +88,7 @@ class PolicyRepository(Repository):
             parameters=parameters or {},
         )
         if default_policy:
+            self.session.info.pop(_DEFAULT_TERMS, None)
             # Serialise default changes per client (PostgreSQL row lock; SQLite writers are
             # serialised already), then retire the old default.
             self.session.execute(select(Client.id).where(Client.id == client.id).with_for_update())
@@ -58,30 +117,75 @@ class PolicyRepository(Repository):
         return policy
 
     def for_credential(self, client: Client, ext_id: str | None, policy_type: str) -> Policy:
-        """The policy a new credential follows: the named one, of the right type, or the
+        """The policy a credential follows: the named one, of the right type, or the
         client's default of ``policy_type``."""
         if ext_id is None:
             policy = self.session.scalars(
-                select(Policy).where(
-                    Policy.client_id == client.id,
-                    Policy.policy_type == policy_type,
-                    Policy.is_default.is_(True),
-                )
+                _default_policy(), {"client_id": client.id, "policy_type": policy_type}
             ).one_or_none()
             if policy is None:
                 raise NoRecord(f"Client '{client.ext_id}' has no default {policy_type}")
             return policy
         policy = self.get(client, ext_id)
+        self._check_type(policy, policy_type)
+        return policy
+
+    def terms_for_new_credential(
+        self, client_id: int, client_ext_id: str, ext_id: str | None, policy_type: str
+    ) -> Policy:
+        """What ``for_credential`` finds, read for its terms alone (lifetime, hashing, extId):
+        one plain row, no object of the session, and no query at all for a default policy
+        whose terms were remembered with the user (``remember_default_terms``). The policy
+        returned is detached, so it can be shown and read but not changed; a new credential
+        refers to it by ``id``."""
+        if ext_id is None:
+            remembered = self.session.info.get(_DEFAULT_TERMS, {}).get(client_id, {})
+            terms = remembered.get(policy_type)
+            if terms is None:
+                row = (
+                    self.session.connection()
+                    .execute(
+                        _default_policy_terms(),
+                        {"client_id": client_id, "policy_type": policy_type},
+                    )
+                    .one_or_none()
+                )
+                if row is None:
+                    raise NoRecord(f"Client '{client_ext_id}' has no default {policy_type}")
+                terms = row._asdict()
+        else:
+            row = (
+                self.session.connection()
+                .execute(_policy_terms_by_ext_id(), {"client_id": client_id, "ext_id": ext_id})
+                .one_or_none()
+            )
+            if row is None:
+                raise NoRecord(f"No policy '{ext_id}' in client '{client_ext_id}'")
+            terms = row._asdict()
+        policy = detached_from_row(Policy, {"client_id": client_id, **terms})
+        self._check_type(policy, policy_type)
+        return policy
+
+    def remember_default_terms(self, client_id: int, terms: list[dict[str, Any]]) -> None:
+        """Keep the terms of a client's default policies, read by another query of this
+        transaction (the user's, app/repositories/users.py), for ``terms_for_new_credential``:
+        a credential created for that user needs no query of its own for them. What a
+        session remembers goes with it at the end of the request, or when this repository
+        makes a new default."""
+        by_type = {policy["policy_type"]: policy for policy in terms}
+        self.session.info.setdefault(_DEFAULT_TERMS, {})[client_id] = by_type
+
+    @staticmethod
+    def _check_type(policy: Policy, policy_type: str) -> None:
         if policy.policy_type != policy_type:
             raise InvalidData(
-                f"Policy '{ext_id}' is a {policy.policy_type}, not a {policy_type}",
+                f"Policy '{policy.ext_id}' is a {policy.policy_type}, not a {policy_type}",
                 field="policyExtId",
             )
-        return policy
 
     def _find(self, client: Client, ext_id: str) -> Policy | None:
         policy = self.session.scalars(
-            select(Policy).where(Policy.client_id == client.id, Policy.ext_id == ext_id)
+            _policy_by_ext_id(), {"client_id": client.id, "ext_id": ext_id}
         ).one_or_none()
         if policy is not None:
             set_committed_value(policy, "client", client)  # known already: no second query

@@ -1,6 +1,20 @@
+"""Principals: api keys (stored hashed), their permissions and data rooms.
+
+Every request authenticates, so ``by_key`` keeps what it read in a small per-process cache
+for ``PRINCIPAL_CACHE_SECONDS`` (10 s by default; 0 turns it off): a principal whose key
+is changed or removed in the database may still be accepted by a worker for up to that
+long. ``upsert`` (the bootstrap key) empties the cache of its own process at once.
+"""
+
 from __future__ import annotations
 
-from sqlalchemy import select
+import threading
+import time
+from dataclasses import dataclass
+from functools import cache
+
+from flask import current_app
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -9,12 +23,98 @@ from ..errors import DuplicateValue
 from ..models import Principal
 from .base import Repository
 
+DEFAULT_CACHE_SECONDS = 10.0
+CACHE_SIZE = 1024
+
+
+@dataclass(frozen=True)
+class AuthenticatedPrincipal:
+    """What a request needs to know about its caller, as read from the database."""
+
+    name: str
+    permissions: tuple[str, ...]
+    # None: every client.
+    client_ext_ids: frozenset[str] | None
+
+    def may_access_client(self, client_ext_id: str) -> bool:
+        return self.client_ext_ids is None or client_ext_id in self.client_ext_ids
+
+
+class PrincipalCache:
+    """Principals by key hash, each kept ``seconds`` after it was read; at most ``size``."""
+
+    EXTENSION = "nevisidm.principal_cache"
+
+    def __init__(self, seconds: float, size: int = CACHE_SIZE) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, AuthenticatedPrincipal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> AuthenticatedPrincipal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key_hash: str, principal: AuthenticatedPrincipal) -> None:
+        if self.seconds <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.size:
+                self._entries = {
+                    cached: entry for cached, entry in self._entries.items() if entry[0] > now
+                }
+                while len(self._entries) >= self.size:  # the oldest entries go first
+                    del self._entries[next(iter(self._entries))]
+            self._entries[key_hash] = (now + self.seconds, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = {}
+
+    @classmethod
+    def of_app(cls) -> PrincipalCache:
+        extensions = current_app.extensions
+        principal_cache = extensions.get(cls.EXTENSION)
+        if principal_cache is None:
+            seconds = current_app.config.get("PRINCIPAL_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)
+            principal_cache = extensions.setdefault(cls.EXTENSION, cls(float(seconds)))
+        return principal_cache
+
+
+@cache
+def _principal_by_key_hash() -> Select:
+    # Built once: composing a statement costs more than running it from the compiled cache.
+    principals = Principal.__table__
+    return select(principals.c.name, principals.c.permissions, principals.c.client_ext_ids).where(
+        principals.c.key_hash == bindparam("key_hash")
+    )
+
 
 class PrincipalRepository(Repository):
-    def by_key(self, key: str) -> Principal | None:
-        return self.session.scalars(
-            select(Principal).where(Principal.key_hash == hash_api_key(key))
-        ).one_or_none()
+    def by_key(self, key: str) -> AuthenticatedPrincipal | None:
+        """The principal holding api key ``key``, or None (see the module's note on caching)."""
+        key_hash = hash_api_key(key)
+        principal_cache = PrincipalCache.of_app()
+        principal = principal_cache.get(key_hash)
+        if principal is not None:
+            return principal
+        row = (
+            self.session.connection()
+            .execute(_principal_by_key_hash(), {"key_hash": key_hash})
+            .one_or_none()
+        )
+        if row is None:
+            return None
+        principal = AuthenticatedPrincipal(
+            name=row.name,
+            permissions=tuple(row.permissions),
+            client_ext_ids=None if row.client_ext_ids is None else frozenset(row.client_ext_ids),
+        )
+        principal_cache.put(key_hash, principal)
+        return principal
 
     def create(
         self, name: str, permissions: list[str], client_ext_ids: list[str] | None
@@ -34,7 +134,9 @@ class PrincipalRepository(Repository):
     def upsert(
         self, name: str, key: str, permissions: list[str], client_ext_ids: list[str] | None
     ) -> None:
-        """Make the principal ``name`` exist with exactly this key, in one statement."""
+        """Make the principal ``name`` exist with exactly this key, in one statement. The
+        principals this process has cached are forgotten (the old key stops working here
+        at once)."""
         insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[
             self.session.get_bind().dialect.name
         ]
@@ -51,3 +153,4 @@ class PrincipalRepository(Repository):
         )
         self.session.execute(statement)
         self.session.commit()
+        PrincipalCache.of_app().clear()

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -33,7 +35,7 @@ from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential
 from ..models.types import utcnow
 from .base import new_ext_id
 from .credentials import CredentialRepository
-from .policies import PolicyRepository
+from .policies import PolicyRepository, detached_from_row
 from .users import UserRepository
 
 # Security events (verifications, lock-outs, resets) are logged; ticket values never are.
@@ -51,6 +53,40 @@ LOCK_EXPIRED_REASON = "tmp-lock-expired"
 
 # The fields of a ticket PATCH beyond those every credential takes.
 TICKET_FIELDS = ("identification", "context")
+
+
+@cache
+def _insert_credential() -> Insert:
+    return insert(Credential.__table__)
+
+
+@cache
+def _insert_ticket() -> Insert:
+    return insert(TicketCredential.__table__)
+
+
+@cache
+def _insert_credential_and_ticket(
+    credential_columns: tuple[str, ...], ticket_columns: tuple[str, ...]
+) -> Insert:
+    """Both rows of a ticket in one statement, for PostgreSQL (a data-modifying WITH, which
+    SQLite lacks): one round trip to the server instead of two. Returns the new id."""
+    credentials, tickets = Credential.__table__, TicketCredential.__table__
+    credential = (
+        insert(credentials)
+        .values(
+            {name: bindparam(name, type_=credentials.c[name].type) for name in credential_columns}
+        )
+        .returning(credentials.c.id)
+        .cte("credential")
+    )
+    ticket_values = select(
+        credential.c.id,
+        *(bindparam(name, type_=tickets.c[name].type) for name in ticket_columns),
+    )
+    return (
+        insert(tickets).from_select(["id", *ticket_columns], ticket_values).returning(tickets.c.id)
+    )
 
 
 def _date(moment: datetime) -> str:
@@ -71,27 +107,71 @@ class TicketRepository(CredentialRepository):
         context: str | None = None,
     ) -> TicketCredential:
         """Issue the user's ticket. The plain value is on ``plain_ticket`` of the returned
-        object, for this response only; the database holds its salted hash."""
-        policy = PolicyRepository().for_credential(user.client, policy_ext_id, TICKET_POLICY)
+        object, for this response only; the database holds its salted hash.
+
+        The hot path of the service, so it is written at the level of its statements: the
+        policy's terms (one row), then the credential's two rows as plain INSERTs, not
+        through the unit of work. The ticket returned is the committed row, detached from
+        the session, with its user, client and policy attached for the response.
+        """
+        client = user.client
+        # Read now: a rollback expires the loaded objects.
+        user_id, user_ext_id, client_ext_id = user.id, user.ext_id, client.ext_id
+        policy = PolicyRepository().terms_for_new_credential(
+            user.client_id, client_ext_id, policy_ext_id, TICKET_POLICY
+        )
         value = new_ticket_value()
         now = utcnow()
-        ticket = TicketCredential(
-            ext_id=ext_id or new_ext_id(),
-            client_id=user.client_id,
-            user=user,
-            policy=policy,
-            state_name=state_name,
-            state_change_reason=INITIALIZED_REASON,
-            valid_from=now,
-            valid_to=now + policy.credential_lifetime,
-            created=now,
-            ticket_hash=hash_ticket(value, policy.hash_algorithm),
-            identification=identification,
-            context=context,
+        credential_row = {
+            "kind": TICKET,
+            "ext_id": ext_id or new_ext_id(),
+            "client_id": user.client_id,
+            "user_id": user_id,
+            "policy_id": policy.id,
+            "state_name": state_name,
+            "state_change_reason": INITIALIZED_REASON,
+            "state_change_detail": None,
+            "last_successful_login_date": None,
+            "successful_login_count": 0,
+            "last_failed_login_date": None,
+            "failed_login_count": 0,
+            "modification_comment": None,
+            "valid_from": now,
+            "valid_to": now + policy.credential_lifetime,
+            "created": now,
+            "last_modified": now,
+            "version": 1,
+        }
+        ticket_row = {
+            "ticket_hash": hash_ticket(value, policy.hash_algorithm),
+            "identification": identification,
+            "context": context,
+            "failure_count": 0,
+            "success_count": 0,
+            "reset_count": 0,
+        }
+        connection = self.session.connection()
+        try:
+            if connection.dialect.name == "postgresql":
+                statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
+                credential_id = connection.execute(
+                    statement, {**credential_row, **ticket_row}
+                ).scalar_one()
+            else:
+                inserted = connection.execute(_insert_credential(), credential_row)
+                (credential_id,) = inserted.inserted_primary_key
+                connection.execute(_insert_ticket(), {"id": credential_id, **ticket_row})
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise self._explain_conflict(
+                user_id, user_ext_id, client_ext_id, credential_row["ext_id"]
+            ) from None
+        ticket = detached_from_row(
+            TicketCredential, {"id": credential_id, **credential_row, **ticket_row}
         )
-        self.session.add(ticket)
-        client_ext_id = user.client.ext_id  # read now: a rollback expires the loaded objects
-        self.commit(lambda: self._explain_conflict(user, client_ext_id, ticket.ext_id))
+        for relationship, related in (("user", user), ("client", client), ("policy", policy)):
+            set_committed_value(ticket, relationship, related)
         ticket.plain_ticket = value
         return ticket
 
@@ -270,13 +350,15 @@ class TicketRepository(CredentialRepository):
         ticket.state_change_reason = reason
         ticket.state_change_detail = None
 
-    def _explain_conflict(self, user: User, client_ext_id: str, ext_id: str) -> ApiError:
+    def _explain_conflict(
+        self, user_id: int, user_ext_id: str, client_ext_id: str, ext_id: str
+    ) -> ApiError:
         has_ticket = self.session.scalar(
-            select(Credential.id).where(Credential.user_id == user.id, Credential.kind == TICKET)
+            select(Credential.id).where(Credential.user_id == user_id, Credential.kind == TICKET)
         )
         if has_ticket is not None:
             return TicketExists(
-                f"User '{user.ext_id}' in client '{client_ext_id}' already has a ticket credential"
+                f"User '{user_ext_id}' in client '{client_ext_id}' already has a ticket credential"
             )
         return DuplicateValue(
             f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",

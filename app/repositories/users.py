@@ -1,12 +1,36 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from functools import cache
+
+from sqlalchemy import Select, and_, bindparam, select, true
 from sqlalchemy.orm import contains_eager
 
 from ..errors import DuplicateValue, NoRecord
-from ..models import Client, User
+from ..models import Client, Policy, User
 from .base import Repository, new_ext_id
 from .clients import ClientRepository
+from .policies import TERMS_COLUMNS, PolicyRepository
+
+
+@cache
+def _user_with_client() -> Select:
+    """The user and its client, and the terms of the client's default policies (one row
+    per default policy): creating a credential for the user needs them next. Built once:
+    every request about a user reads it through this, and composing the statement costs
+    more than running it from the compiled cache."""
+    policies = Policy.__table__
+    return (
+        select(
+            User,
+            *(policies.c[name].label(f"policy_{name}") for name in TERMS_COLUMNS),
+        )
+        .join(User.client)
+        .outerjoin(
+            policies, and_(policies.c.client_id == Client.id, policies.c.is_default == true())
+        )
+        .options(contains_eager(User.client))
+        .where(Client.ext_id == bindparam("client_ext_id"), User.ext_id == bindparam("user_ext_id"))
+    )
 
 
 class UserRepository(Repository):
@@ -33,16 +57,22 @@ class UserRepository(Repository):
         return user
 
     def get(self, client_ext_id: str, user_ext_id: str) -> User:
-        """The user with its client, in one query; NoRecord names what is missing."""
-        user = self.session.scalars(
-            select(User)
-            .join(User.client)
-            .options(contains_eager(User.client))
-            .where(Client.ext_id == client_ext_id, User.ext_id == user_ext_id)
-        ).one_or_none()
-        if user is None:
+        """The user with its client, in one query; NoRecord names what is missing.
+
+        The same query reads the terms of the client's default policies and hands them to
+        ``PolicyRepository.remember_default_terms``: a credential created for this user in
+        this request then needs no query of its own for its policy."""
+        rows = self.session.execute(
+            _user_with_client(), {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
+        ).all()
+        if not rows:
             ClientRepository().get(client_ext_id)
             raise NoRecord(f"No user '{user_ext_id}' in client '{client_ext_id}'")
+        user = rows[0][0]
+        default_policies = [
+            dict(zip(TERMS_COLUMNS, row[1:], strict=True)) for row in rows if row[1] is not None
+        ]
+        PolicyRepository().remember_default_terms(user.client_id, default_policies)
         return user
 
     def _find(self, client: Client, **criteria: str) -> User | None:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Insert, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -28,7 +30,7 @@ from .base import new_ext_id
 from .clients import ClientRepository
 from .credentials import CredentialRepository
 from .pagination import Page, keyset_page
-from .policies import PolicyRepository
+from .policies import PolicyRepository, detached_from_row
 
 INITIALIZED = "initialized"
 UNASSIGNED = "unassigned"
@@ -47,6 +49,33 @@ def associated_data(client_ext_id: str, credential_ext_id: str, auth_mode: str) 
     return json.dumps(["vasco-token-block", client_ext_id, credential_ext_id, auth_mode]).encode()
 
 
+@cache
+def _insert_credential() -> Insert:
+    return insert(Credential.__table__)
+
+
+@cache
+def _insert_token_block() -> Insert:
+    return insert(VascoTokenBlock.__table__)
+
+
+def _sealed_block_rows(
+    client_ext_id: str, credential_ext_id: str, tokens: list[VascoToken]
+) -> list[dict[str, Any]]:
+    """The rows of a new credential's blocks, sealed, in the order given."""
+    box = secret_box()
+    return [
+        {
+            "position": position,
+            "auth_mode": token.auth_mode,
+            "sealed_data": box.seal(
+                token.data, associated_data(client_ext_id, credential_ext_id, token.auth_mode)
+            ),
+        }
+        for position, token in enumerate(tokens)
+    ]
+
+
 class VascoRepository(CredentialRepository):
     policy_type = VASCO_POLICY
 
@@ -62,26 +91,57 @@ class VascoRepository(CredentialRepository):
 
         ``vasco_tokens`` holds ``{"auth_mode": str, "data": bytes}`` items, already
         validated (1 to 16, authModes unique case-insensitively).
+
+        Written at the level of its statements: the policy's terms (one row), the
+        credential's row, then every block in one executemany, not through the unit of work.
+        The credential returned is the committed row, detached from the session, with its
+        client and policy attached and its blocks revealed on ``vasco_tokens``.
         """
-        policy = PolicyRepository().for_credential(client, policy_ext_id, VASCO_POLICY)
+        # Read now: a rollback expires the loaded objects.
+        client_id, client_ext_id = client.id, client.ext_id
+        policy = PolicyRepository().terms_for_new_credential(
+            client_id, client_ext_id, policy_ext_id, VASCO_POLICY
+        )
         tokens = [VascoToken(token["auth_mode"], token["data"]) for token in vasco_tokens]
         now = utcnow()
-        credential = VascoCredential(
-            ext_id=ext_id or new_ext_id(),
-            client=client,
-            user=None,
-            policy=policy,
-            state_name=state_name,
-            state_change_reason=INITIALIZED,
-            valid_from=now,
-            valid_to=now + policy.credential_lifetime,
-            created=now,
-        )
-        credential.token_blocks = self._seal(client.ext_id, credential.ext_id, tokens, [])
-        self.session.add(credential)
-        # Read now: a rollback expires the loaded objects.
-        client_id, client_ext_id, credential_ext_id = client.id, client.ext_id, credential.ext_id
-        self.commit(lambda: self._explain_conflict(client_id, client_ext_id, credential_ext_id))
+        credential_row = {
+            "kind": VASCO,
+            "ext_id": ext_id or new_ext_id(),
+            "client_id": client_id,
+            "user_id": None,
+            "policy_id": policy.id,
+            "state_name": state_name,
+            "state_change_reason": INITIALIZED,
+            "state_change_detail": None,
+            "last_successful_login_date": None,
+            "successful_login_count": 0,
+            "last_failed_login_date": None,
+            "failed_login_count": 0,
+            "modification_comment": None,
+            "valid_from": now,
+            "valid_to": now + policy.credential_lifetime,
+            "created": now,
+            "last_modified": now,
+            "version": 1,
+        }
+        block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
+        connection = self.session.connection()
+        try:
+            inserted = connection.execute(_insert_credential(), credential_row)
+            (credential_id,) = inserted.inserted_primary_key
+            connection.execute(
+                _insert_token_block(),
+                [{"credential_id": credential_id, **block} for block in block_rows],
+            )
+            self.session.commit()
+        except IntegrityError:
+            self.session.rollback()
+            raise self._explain_conflict(
+                client_id, client_ext_id, credential_row["ext_id"]
+            ) from None
+        credential = detached_from_row(VascoCredential, {"id": credential_id, **credential_row})
+        for relationship, related in (("client", client), ("user", None), ("policy", policy)):
+            set_committed_value(credential, relationship, related)
         credential.vasco_tokens = tokens
         return credential
 

@@ -303,8 +303,12 @@ def test_creating_a_ticket_costs_a_fixed_number_of_statements(client, admin, acm
     for index in range(30):
         create(f"user-{index}")
     assert statements_for("later") == first
-    # principal, user with client, policy, credential row, ticket row
-    assert first == 5
+    # the user with its client and the client's default policies, then the credential and
+    # ticket rows: two INSERTs, or one on PostgreSQL (a data-modifying WITH). The principal
+    # is cached.
+    with app.app_context():
+        inserts = 1 if db.engine.dialect.name == "postgresql" else 2
+    assert first == 1 + inserts
 
 
 def test_twenty_simultaneous_creates_for_one_user_give_one_ticket(client, admin, acme, app):

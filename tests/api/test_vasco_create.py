@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from app.crypto import SecretBox
-from app.models import VascoTokenBlock
 from tests.conftest import CORE
 from tests.support import NEW_CREDENTIAL_FIELDS, count_rows, parse_date
 
@@ -397,23 +396,21 @@ def fail_sealing_the_second_block(monkeypatch) -> Callable[[], None]:
     return monkeypatch.undo
 
 
-def fail_inserting_the_second_block(monkeypatch) -> Callable[[], None]:
-    inserted: list[VascoTokenBlock] = []
+def fail_writing_the_blocks(monkeypatch) -> Callable[[], None]:
+    statements: list[str] = []
 
-    def fail_second(mapper, connection, target: VascoTokenBlock) -> None:
-        # The credential row is written by now: this failure is really half-way.
-        assert target.credential_id is not None
-        inserted.append(target)
-        if len(inserted) == 2:
+    def fail_blocks(connection, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+        if statement.startswith("INSERT INTO vasco_token_blocks"):
+            # The credential row is written by now: this failure is really half-way.
+            assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
             raise RuntimeError("database failure in the middle of a create")
 
-    event.listen(VascoTokenBlock, "before_insert", fail_second)
-    return lambda: event.remove(VascoTokenBlock, "before_insert", fail_second)
+    event.listen(Engine, "before_cursor_execute", fail_blocks)
+    return lambda: event.remove(Engine, "before_cursor_execute", fail_blocks)
 
 
-@pytest.mark.parametrize(
-    "failure", [fail_sealing_the_second_block, fail_inserting_the_second_block]
-)
+@pytest.mark.parametrize("failure", [fail_sealing_the_second_block, fail_writing_the_blocks])
 def test_failure_half_way_through_a_create_leaves_nothing(
     client, admin, acme, app, failure, monkeypatch
 ):

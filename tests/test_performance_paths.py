@@ -1,0 +1,136 @@
+"""What the fast paths promise (issue 6, bench/): the principal cache, the SQLite writers'
+queue and their checkpoints."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+
+import pytest
+from sqlalchemy import delete, text
+
+from app.auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS, BootstrapPrincipal
+from app.database import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWriterConnection
+from app.extensions import db
+from app.models import Principal
+from app.repositories import principals
+from tests.conftest import CORE, bearer, make_app
+
+PERMISSIONS_URL = "/nevisidm/api/principal/v1/permissions"
+
+
+def remove_every_principal(app) -> None:
+    with app.app_context():
+        db.session.execute(delete(Principal))
+        db.session.commit()
+
+
+def test_a_removed_key_works_until_the_cache_entry_expires(client, app, make_key, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(principals.time, "monotonic", lambda: now[0])
+    headers = bearer(make_key(*PERMISSIONS))
+    assert client.get(PERMISSIONS_URL, headers=headers).status_code == 200
+
+    remove_every_principal(app)
+    now[0] += principals.DEFAULT_CACHE_SECONDS - 1
+    assert client.get(PERMISSIONS_URL, headers=headers).status_code == 200
+    now[0] += 2
+    assert client.get(PERMISSIONS_URL, headers=headers).status_code == 401
+
+
+def test_without_the_cache_a_removed_key_stops_at_once(database_url):
+    app = make_app(database_url, PRINCIPAL_CACHE_SECONDS=0)
+    try:
+        with app.app_context():
+            _, key = principals.PrincipalRepository().create("uncached", list(PERMISSIONS), None)
+        client = app.test_client()
+        assert client.get(PERMISSIONS_URL, headers=bearer(key)).status_code == 200
+        remove_every_principal(app)
+        assert client.get(PERMISSIONS_URL, headers=bearer(key)).status_code == 401
+    finally:
+        remove_every_principal(app)
+
+
+def test_the_bootstrap_upsert_forgets_the_cached_principals(database_url, app):
+    bootstrap = make_app(database_url, BOOTSTRAP_API_KEY="bootstrap-key-for-the-cache-test")
+    client = bootstrap.test_client()
+    headers = bearer("bootstrap-key-for-the-cache-test")
+    assert client.get(PERMISSIONS_URL, headers=headers).status_code == 200
+    with bootstrap.app_context():
+        assert len(principals.PrincipalCache.of_app()._entries) == 1
+        principals.PrincipalRepository().upsert(
+            name=BOOTSTRAP_PRINCIPAL,
+            key="another-key-0123456789",
+            permissions=[],
+            client_ext_ids=None,
+        )
+        assert principals.PrincipalCache.of_app()._entries == {}
+    assert client.get(PERMISSIONS_URL, headers=headers).status_code == 401
+    assert bootstrap.extensions[BootstrapPrincipal.EXTENSION]._done
+
+
+def test_the_cache_holds_at_most_its_size():
+    cache = principals.PrincipalCache(seconds=60, size=3)
+    principal = principals.AuthenticatedPrincipal("p", (), None)
+    for index in range(5):
+        cache.put(f"hash-{index}", principal)
+    assert list(cache._entries) == ["hash-2", "hash-3", "hash-4"]
+
+
+def sqlite_path(app) -> str:
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("SQLite only")
+        return db.engine.url.database
+
+
+def writer_lock_is_free(path: str) -> bool:
+    descriptor = os.open(path + WRITER_LOCK_SUFFIX, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)
+    return True
+
+
+def test_writers_hold_the_queue_lock_only_inside_their_transaction(app, admin, acme):
+    path = sqlite_path(app)
+    with app.app_context():
+        connection = db.session.connection()  # a write transaction outside a request
+        assert not writer_lock_is_free(path)
+        connection.execute(text("SELECT 1"))
+        db.session.commit()
+        assert writer_lock_is_free(path)
+        db.session.connection()
+        db.session.rollback()
+        assert writer_lock_is_free(path)
+
+    response = app.test_client().post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    assert response.status_code == 201
+    assert writer_lock_is_free(path)
+
+
+def test_writers_checkpoint_the_wal_themselves(app, admin, acme, monkeypatch):
+    sqlite_path(app)
+    checkpoints = []
+    checkpoint = QueuedWriterConnection._checkpoint
+
+    def counted(connection: QueuedWriterConnection) -> None:
+        checkpoints.append(connection)
+        checkpoint(connection)
+
+    monkeypatch.setattr(QueuedWriterConnection, "_checkpoint", counted)
+    with app.app_context():
+        assert db.session.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+        db.session.rollback()
+    client = app.test_client()
+    for index in range(CHECKPOINT_EVERY_COMMITS):
+        user = f"user-{index}"
+        response = client.post(
+            f"{CORE}/acme/users", json={"extId": user, "loginId": user}, headers=admin
+        )
+        assert response.status_code == 201
+    # The fixture's writes and these: at least one connection crossed the mark once.
+    assert 1 <= len(checkpoints) <= 2
