@@ -7,6 +7,7 @@ Checks run in the contract's order: authentication (401), the permissions (403
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -110,7 +111,7 @@ def _document(view: Callable[..., Any], needed: tuple[str, ...]) -> None:
     manual["x-permissions"] = list(needed)
     if needed:
         note = f"Required permission(s): {', '.join(needed)}"
-        manual["description"] = f"{note}\n\n{view.__doc__ or ''}".strip()
+        manual["description"] = f"{note}\n\n{inspect.cleandoc(view.__doc__ or '')}".strip()
     view._apidoc = apidoc  # type: ignore[attr-defined]
 
 

@@ -180,8 +180,7 @@ class Blueprint(flask_smorest.Blueprint):
                     continue
                 operation_doc["path_arguments"] = sorted(rule.arguments)
                 # Docstrings are reStructuredText; the document's descriptions are Markdown,
-                # where indented lines (require_permissions keeps them) would be code blocks,
-                # and its summaries plain text.
+                # where indented lines would be code blocks, and its summaries plain text.
                 manual = operation_doc.get("manual_doc", {})
                 if "description" in manual:
                     manual["description"] = markdown(manual["description"])

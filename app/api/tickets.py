@@ -86,6 +86,7 @@ def update_ticket(fields, ticket):
 @require_permissions(CREDENTIAL_DELETE)
 @ticket_in_path()
 @blp.response(204)
+@blp.error_response(409)
 def delete_ticket(ticket):
     """Delete the user's ticket credential; a new one may be created afterwards."""
     TicketRepository().delete(ticket)

@@ -232,7 +232,7 @@ class TicketRepository(CredentialRepository):
     def delete(self, ticket: TicketCredential) -> None:
         """Remove the ticket; the user may be issued a new one afterwards."""
         self.session.delete(ticket)
-        self.session.commit()
+        self.commit_guarded(ticket)
         log.info("ticket %s of user '%s' deleted", ticket.ext_id, ticket.user.ext_id)
 
     def reset(self, ticket: TicketCredential) -> TicketCredential:
