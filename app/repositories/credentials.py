@@ -8,12 +8,47 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import InvalidData, StaleVersion
-from ..models import Credential
+from ..models import Credential, Policy
 from ..models.types import utcnow
-from .base import Repository
+from .base import Repository, new_ext_id
 from .policies import PolicyRepository
 
 ADMIN_CHANGE_REASON = "changed-by-admin"
+INITIALIZED_REASON = "initialized"
+
+
+def new_credential_row(
+    *,
+    kind: str,
+    ext_id: str | None,
+    client_id: int,
+    user_id: int | None,
+    policy: Policy,
+    state_name: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """The ``credentials`` row of a credential being created: state ``initialized``,
+    counters at 0, valid from ``now`` for the policy's lifetime, version 1."""
+    return {
+        "kind": kind,
+        "ext_id": ext_id or new_ext_id(),
+        "client_id": client_id,
+        "user_id": user_id,
+        "policy_id": policy.id,
+        "state_name": state_name,
+        "state_change_reason": INITIALIZED_REASON,
+        "state_change_detail": None,
+        "last_successful_login_date": None,
+        "successful_login_count": 0,
+        "last_failed_login_date": None,
+        "failed_login_count": 0,
+        "modification_comment": None,
+        "valid_from": now,
+        "valid_to": now + policy.credential_lifetime,
+        "created": now,
+        "last_modified": now,
+        "version": 1,
+    }
 
 
 class CredentialRepository(Repository):

@@ -33,8 +33,7 @@ from ..errors import (
 )
 from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential, User
 from ..models.types import utcnow
-from .base import new_ext_id
-from .credentials import CredentialRepository
+from .credentials import CredentialRepository, new_credential_row
 from .policies import PolicyRepository, detached_from_row
 from .users import UserRepository
 
@@ -46,7 +45,6 @@ TMP_LOCKED = "tmp-locked"
 FAIL_LOCKED = "fail-locked"
 LOCKED_STATES = (TMP_LOCKED, FAIL_LOCKED)
 
-INITIALIZED_REASON = "initialized"
 RESET_REASON = "reset"
 LOCK_OUT_REASON = "too-many-login-failures"
 LOCK_EXPIRED_REASON = "tmp-lock-expired"
@@ -122,26 +120,15 @@ class TicketRepository(CredentialRepository):
         )
         value = new_ticket_value()
         now = utcnow()
-        credential_row = {
-            "kind": TICKET,
-            "ext_id": ext_id or new_ext_id(),
-            "client_id": user.client_id,
-            "user_id": user_id,
-            "policy_id": policy.id,
-            "state_name": state_name,
-            "state_change_reason": INITIALIZED_REASON,
-            "state_change_detail": None,
-            "last_successful_login_date": None,
-            "successful_login_count": 0,
-            "last_failed_login_date": None,
-            "failed_login_count": 0,
-            "modification_comment": None,
-            "valid_from": now,
-            "valid_to": now + policy.credential_lifetime,
-            "created": now,
-            "last_modified": now,
-            "version": 1,
-        }
+        credential_row = new_credential_row(
+            kind=TICKET,
+            ext_id=ext_id,
+            client_id=user.client_id,
+            user_id=user_id,
+            policy=policy,
+            state_name=state_name,
+            now=now,
+        )
         ticket_row = {
             "ticket_hash": hash_ticket(value, policy.hash_algorithm),
             "identification": identification,

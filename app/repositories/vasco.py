@@ -26,13 +26,11 @@ from ..crypto import secret_box
 from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExists
 from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
 from ..models.types import utcnow
-from .base import new_ext_id
 from .clients import ClientRepository
-from .credentials import CredentialRepository
+from .credentials import CredentialRepository, new_credential_row
 from .pagination import Page, keyset_page
 from .policies import PolicyRepository, detached_from_row
 
-INITIALIZED = "initialized"
 UNASSIGNED = "unassigned"
 
 
@@ -104,26 +102,15 @@ class VascoRepository(CredentialRepository):
         )
         tokens = [VascoToken(token["auth_mode"], token["data"]) for token in vasco_tokens]
         now = utcnow()
-        credential_row = {
-            "kind": VASCO,
-            "ext_id": ext_id or new_ext_id(),
-            "client_id": client_id,
-            "user_id": None,
-            "policy_id": policy.id,
-            "state_name": state_name,
-            "state_change_reason": INITIALIZED,
-            "state_change_detail": None,
-            "last_successful_login_date": None,
-            "successful_login_count": 0,
-            "last_failed_login_date": None,
-            "failed_login_count": 0,
-            "modification_comment": None,
-            "valid_from": now,
-            "valid_to": now + policy.credential_lifetime,
-            "created": now,
-            "last_modified": now,
-            "version": 1,
-        }
+        credential_row = new_credential_row(
+            kind=VASCO,
+            ext_id=ext_id,
+            client_id=client_id,
+            user_id=None,
+            policy=policy,
+            state_name=state_name,
+            now=now,
+        )
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
         connection = self.session.connection()
         try:
