@@ -24,6 +24,9 @@ class Config:
     CREDENTIAL_ENCRYPTION_OLD_KEYS = os.environ.get("CREDENTIAL_ENCRYPTION_OLD_KEYS")
     LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").upper()
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_BODY_BYTES", 1024 * 1024))
+    # Seconds a worker keeps an authenticated principal: revoking a key takes effect within
+    # this long. 0 turns the cache off.
+    PRINCIPAL_CACHE_SECONDS = float(os.environ.get("PRINCIPAL_CACHE_SECONDS", 10))
     # Seconds an SQLite writer waits for the lock before the request gets a 503.
     SQLITE_BUSY_TIMEOUT = float(os.environ.get("SQLITE_BUSY_TIMEOUT", 30))
 

@@ -10,9 +10,13 @@ drives it with wrk from a separate process on 127.0.0.1:
 * GET ticket: walking users that hold a ticket.
 
 The reference, bench/reference_app.py, is served by the same gunicorn settings and driven the
-same way. With BENCH_SCALE=1, POST ticket also runs on an SQLite database already holding
+same way, and measured in turns with every scenario (half the scenario, the reference, the
+other half), so that a change in the load of a shared machine falls on both alike; each
+ratio is taken against the reference run of its own scenario.
+
+With BENCH_SCALE=1, POST ticket also runs on an SQLite database already holding
 BENCH_SCALE_CREDENTIALS (1,000,000) ticket credentials, seeded in bulk once and cached in
-bench-results/cache/.
+bench-results/cache/, in turns with the database the other scenarios left behind.
 
 Figures: requests/s, p50 and p99 latency, non-2xx responses (and socket errors), the peak RSS
 (VmHWM) of each gunicorn worker, and each one's ratio to the reference. They are printed,
@@ -43,7 +47,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -536,7 +540,6 @@ class Scenario:
     args: list[str]
     # The second half's arguments, when it must not repeat the first's (new users, extIds).
     later_args: list[str] | None = None
-    result: dict = field(default_factory=dict)
 
 
 def measure(
@@ -549,7 +552,9 @@ def measure(
     if settings.warmup > 0:
         run_wrk(settings, server.base_url, scenario.script, scenario.warmup_args, settings.warmup)
     if reference is None:
-        result = run_wrk(settings, server.base_url, scenario.script, scenario.args, settings.duration)
+        result = run_wrk(
+            settings, server.base_url, scenario.script, scenario.args, settings.duration
+        )
     else:
         half = max(1, settings.duration // 2)
         first = run_wrk(settings, server.base_url, scenario.script, scenario.args, half)
@@ -858,7 +863,7 @@ def commit() -> str:
 ROWS = [
     ("reference/first", "reference POST (bare Flask), first"),
     ("reference/last", "reference POST (bare Flask), last"),
-    ("reference", "reference, mean of both runs"),
+    ("reference", "reference, mean of all its runs"),
     ("sqlite/ticket", "POST ticket [sqlite]"),
     ("sqlite/vasco", "POST vasco [sqlite]"),
     ("sqlite/get", "GET ticket [sqlite]"),
@@ -877,10 +882,12 @@ def ratio(value: float | None, reference: float | None) -> float | None:
 
 
 def add_ratios(figures: dict[str, dict]) -> None:
-    reference = figures["reference"]
     for key, result in figures.items():
         if key.startswith("reference"):
             continue
+        # Against the reference run in turns with the scenario, or else the mean of all.
+        reference = dict(figures["reference"])
+        reference.update(result.get("reference", {}))
         result["ratio"] = {
             "requests_per_s": ratio(result["requests_per_s"], reference["requests_per_s"]),
             "p50": ratio(result["p50_ms"], reference["p50_ms"]),
@@ -990,7 +997,7 @@ BENCHMARKS_HEADER = (
     "# Benchmarks\n\n"
     "Rows appended by `make bench` (bench/run.py; README, Benchmarks). Each figure is\n"
     "requests/s, then p99 latency in ms, then in brackets its ratio to the bare Flask reference\n"
-    "route measured in the same run (requests/s ratio / p99 ratio). Errors count the non-2xx\n"
+    "route measured in turns with it (requests/s ratio / p99 ratio). Errors count the non-2xx\n"
     "responses and socket errors of every scenario. Absolute numbers depend on the machine and\n"
     "its load; compare ratios.\n\n"
     + "| "
@@ -1086,17 +1093,18 @@ def main() -> int:
     figures: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="nevisidm-bench-") as temporary:
         directory = Path(temporary)
+        reference = start_reference(settings, directory)
         try:
-            # The reference runs first and again last: the machine may be shared, and the
-            # mean of the two is what every scenario is compared with.
-            figures["reference/first"] = run_reference(settings, directory)
+            # The reference is measured on its own first and last, and in turns with every
+            # scenario (see ``measure``): the machine may be shared, and its load may change.
+            figures["reference/first"] = run_reference(settings, reference)
 
             database = directory / "bench.sqlite"
             url = url_empty = sqlite_url(database)
             migrate(url, encryption_key)
             seed_client(url, encryption_key)
             for name, result in run_service(
-                settings, "sqlite", url, directory, encryption_key, settings.scenarios
+                settings, "sqlite", url, directory, encryption_key, settings.scenarios, reference
             ).items():
                 figures[f"sqlite/{name}"] = result
 
@@ -1105,7 +1113,13 @@ def main() -> int:
                     migrate(url, encryption_key)
                     seed_client(url, encryption_key)
                     for name, result in run_service(
-                        settings, "postgresql", url, directory, encryption_key, settings.scenarios
+                        settings,
+                        "postgresql",
+                        url,
+                        directory,
+                        encryption_key,
+                        settings.scenarios,
+                        reference,
                     ).items():
                         figures[f"postgresql/{name}"] = result
 
@@ -1115,15 +1129,20 @@ def main() -> int:
                 figures.update(
                     run_scale_check(settings, url_empty, scaled_url, directory, encryption_key)
                 )
-            figures["reference/last"] = run_reference(settings, directory)
-            figures["reference"] = mean_reference(
-                figures["reference/first"], figures["reference/last"]
-            )
+            figures["reference/last"] = run_reference(settings, reference)
+            reference_runs = [figures["reference/first"], figures["reference/last"]] + [
+                result["reference"] for result in figures.values() if "reference" in result
+            ]
+            peaks = reference.peak_rss_mb()
+            figures["reference"] = mean_reference(reference_runs)
+            figures["reference"]["peak_rss_mb_per_worker"] = round(max(peaks.values()), 1)
         except Exception:
             for log_file in sorted(directory.glob("*.log")):
                 tail = log_file.read_text(errors="replace").splitlines()[-15:]
                 print(f"--- last lines of {log_file.name}", *tail, sep="\n", file=sys.stderr)
             raise
+        finally:
+            reference.stop()
 
     add_ratios(figures)
     report["figures"] = figures

@@ -23,7 +23,6 @@ from ..errors import DuplicateValue
 from ..models import Principal
 from .base import Repository
 
-DEFAULT_CACHE_SECONDS = 10.0
 CACHE_SIZE = 1024
 
 
@@ -79,7 +78,7 @@ class PrincipalCache:
         extensions = current_app.extensions
         principal_cache = extensions.get(cls.EXTENSION)
         if principal_cache is None:
-            seconds = current_app.config.get("PRINCIPAL_CACHE_SECONDS", DEFAULT_CACHE_SECONDS)
+            seconds = current_app.config["PRINCIPAL_CACHE_SECONDS"]
             principal_cache = extensions.setdefault(cls.EXTENSION, cls(float(seconds)))
         return principal_cache
 
