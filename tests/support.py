@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event, text
@@ -58,3 +64,60 @@ def count_statements(app: Flask, action: Callable[[], object]) -> int:
     finally:
         event.remove(engine, "before_cursor_execute", record)
     return len(statements)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TEST_ENCRYPTION_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE="  # test-only
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(port: int, server: subprocess.Popen, log: Path, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited: {log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("gunicorn did not start")
+
+
+@contextmanager
+def gunicorn(
+    environment: dict[str, str], log: Path, *, workers: int = 2, migrate: bool = True
+) -> Iterator[int]:
+    """``gunicorn wsgi:app`` on a free local port (the database migrated first, unless
+    ``migrate`` is false), its output in ``log``; yields the port, stops it afterwards."""
+    environment = {"CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY, **environment}
+    if migrate:
+        subprocess.run(
+            [BIN / "flask", "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=environment,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    port = free_port()
+    with log.open("w") as log_file:  # a file, not a pipe: a full pipe would block the workers
+        server = subprocess.Popen(
+            [BIN / "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=ROOT,
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+        )
+    try:
+        wait_for(port, server, log)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -11,14 +11,13 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.test_readme_walkthrough import ROOT, free_port, wait_for
+from tests.support import ROOT, gunicorn
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -65,26 +64,10 @@ def served(tmp_path: Path) -> Iterator[str]:
     environment = {
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'docs.db'}",
-        "CREDENTIAL_ENCRYPTION_KEY": "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE=",
         "LOG_LEVEL": "WARNING",
     }
-    port = free_port()
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    log = tmp_path / "gunicorn.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [gunicorn, "-w", "1", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    try:
-        wait_for(port, server, log)
+    with gunicorn(environment, tmp_path / "gunicorn.log", workers=1, migrate=False) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def run_chromium(chromium: str, profile: Path, *arguments: str) -> str:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, gunicorn
+
 BOOTSTRAP_KEY = "local-demo-key-change-me"
 
 
@@ -33,25 +30,6 @@ def walkthrough_script() -> str:
     return "\n".join(blocks)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(port: int, server: subprocess.Popen, log: Path, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError("gunicorn did not start")
-
-
 @pytest.fixture
 def served(tmp_path) -> Iterator[int]:
     """gunicorn with 2 workers over a fresh, migrated SQLite database; yields its port."""
@@ -59,33 +37,9 @@ def served(tmp_path) -> Iterator[int]:
         **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'walkthrough.db'}",
         "BOOTSTRAP_API_KEY": BOOTSTRAP_KEY,
-        "CREDENTIAL_ENCRYPTION_KEY": "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE=",
     }
-    binaries = Path(sys.executable).parent
-    subprocess.run(
-        [binaries / "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
-    log = tmp_path / "gunicorn.log"  # a file, not a pipe: a full pipe would block the workers
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [binaries / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    try:
-        wait_for(port, server, log)
+    with gunicorn(environment, tmp_path / "gunicorn.log") as port:
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_readme_walkthrough_runs_against_gunicorn(served, tmp_path):

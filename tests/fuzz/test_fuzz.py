@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -33,15 +32,13 @@ from sqlalchemy import create_engine, text
 
 from app.config import normalise_database_url
 from tests.conftest import DATABASES
-from tests.test_readme_walkthrough import ROOT, free_port, wait_for
+from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY, gunicorn
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FUZZ"), reason="schema fuzzing runs with `make fuzz` (FUZZ=1)"
 )
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
-BIN = Path(sys.executable).parent
-ENCRYPTION_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE="  # test-only
 CORE = "/nevisidm/api/core/v1"
 
 # (method, path, body): the objects that the path parameters' examples in /openapi.json
@@ -98,33 +95,12 @@ def served(fuzz_database: str, tmp_path: Path) -> Iterator[tuple[str, str, Path]
         **os.environ,
         "DATABASE_URL": fuzz_database,
         "BOOTSTRAP_API_KEY": key,
-        "CREDENTIAL_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "LOG_LEVEL": "WARNING",
     }
-    subprocess.run(
-        [BIN / "flask", "--app", "wsgi", "db", "upgrade"],
-        cwd=ROOT,
-        env=environment,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
     log = tmp_path / "gunicorn.log"
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [BIN / "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=ROOT,
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-        )
-    try:
-        wait_for(port, server, log)
+    with gunicorn(environment, log) as port:
         yield f"http://127.0.0.1:{port}", key, log
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def call(base: str, key: str, method: str, path: str, body: dict | None) -> int:
