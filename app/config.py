@@ -34,7 +34,6 @@ class Config:
     SQLALCHEMY_ENGINE_OPTIONS = {
         # Never echo statement parameters into exceptions or logs.
         "hide_parameters": True,
-        "pool_pre_ping": True,
     }
 
     # flask-smorest / OpenAPI

@@ -19,7 +19,12 @@ SQLite is the embedded default and is served by several gunicorn workers at once
   checkpoint (every 1000 pages) runs inside the COMMIT that crosses the mark, so the
   copying and its fsync kept every other writer waiting for the lock.
 
-PostgreSQL needs nothing of this: row locks and unique indexes do the work.
+PostgreSQL needs nothing of this: row locks and unique indexes do the work. Its connections
+can go stale, though (a server restart, a network cut): a pooled connection that has been
+idle for ``PING_AFTER_IDLE_SECONDS`` is checked with ``SELECT 1`` before a request gets it,
+and replaced if that fails. One in steady use is not: it was working a moment ago, and a
+check would cost a round trip per request. A connection that fails in use is discarded with
+the rest of the pool (SQLAlchemy's disconnect handling) and that request gets 503.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from .extensions import db
 
@@ -39,6 +46,8 @@ WRITER_LOCK_SUFFIX = "-writer.lock"
 # A ticket's commit adds about 15 pages to the WAL: a checkpoint every 64 commits of each
 # connection keeps the WAL near the size SQLite's default (1000 pages) keeps it at.
 CHECKPOINT_EVERY_COMMITS = 64
+PING_AFTER_IDLE_SECONDS = 1.0
+_CHECKED_IN = "nevisidm.checked_in"
 
 
 def _begin_statement() -> str:
@@ -149,11 +158,38 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
         if queued:
             dbapi_connection.lock_for_writing()
         try:
-            connection.exec_driver_sql(statement)
-        except BaseException:
+            # On the driver's connection: SQLAlchemy has nothing to add to a BEGIN but its
+            # error types, which the service's error handling knows (a locked database: 503).
+            dbapi_connection.execute(statement)
+        except BaseException as error:
             if queued:
                 dbapi_connection.unlock_for_writing()
+            if isinstance(error, sqlite3.Error):
+                raise DBAPIError.instance(
+                    statement, None, error, sqlite3.Error, dialect=connection.dialect
+                ) from error
             raise
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "checkin")
+    def remember_checkin(dbapi_connection, connection_record):
+        if connection_record is not None:
+            connection_record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def ping_if_idle(dbapi_connection, connection_record, connection_proxy):
+        checked_in = connection_record.info.get(_CHECKED_IN)
+        # A new connection has just been made, one checked in a moment ago has just worked.
+        if checked_in is None or time.monotonic() - checked_in < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi_connection.rollback()
+        except engine.dialect.loaded_dbapi.Error as error:
+            # The pool discards this connection and tries another (or a new one).
+            raise DisconnectionError("the pooled connection is gone") from error
 
 
 def configure_engines(app: Flask) -> None:
@@ -162,3 +198,5 @@ def configure_engines(app: Flask) -> None:
         engine = db.engine
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
+    elif engine.dialect.name == "postgresql":
+        _configure_postgresql(engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -48,22 +49,60 @@ def count_rows(app: Flask, table: str) -> int:
         return db.session.scalar(text(f"SELECT count(*) FROM {table}"))
 
 
+# Not statements of the request: transaction control, the connection's settings, and the
+# liveness check of a pooled connection that has been idle.
+_NOT_COUNTED = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA", "SELECT 1")
+
+
 def count_statements(app: Flask, action: Callable[[], object]) -> int:
-    """How many SQL statements ``action`` runs, transaction control left out."""
+    """How many SQL statements ``action`` sends to the database, transaction control left
+    out. Counted at the driver (the hot paths run their statements on the driver's cursor,
+    app/repositories/statements.py): SQLite's trace callback, a psycopg cursor that notes
+    what it executes."""
     statements: list[str] = []
 
-    def record(conn, cursor, statement, *args):
-        if not statement.startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")):
+    def record(statement: str) -> None:
+        if not statement.lstrip().upper().startswith(_NOT_COUNTED):
             statements.append(statement)
+
+    def trace(dbapi_connection, connection_record, connection_proxy) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(record)
+        else:
+            dbapi_connection.cursor_factory = _counting_cursor(
+                dbapi_connection.cursor_factory, record
+            )
+
+    def untrace(dbapi_connection, connection_record) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.set_trace_callback(None)
+        else:
+            dbapi_connection.cursor_factory = dbapi_connection.cursor_factory.__bases__[0]
 
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
+        engine.dispose()  # every connection of the action is checked out while counting
+    event.listen(engine, "checkout", trace)
+    event.listen(engine, "checkin", untrace)
     try:
         action()
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "checkout", trace)
+        event.remove(engine, "checkin", untrace)
     return len(statements)
+
+
+def _counting_cursor(base: type, record: Callable[[str], None]) -> type:
+    class CountingCursor(base):
+        def execute(self, query, *args, **kwargs):
+            record(str(query))
+            return super().execute(query, *args, **kwargs)
+
+        def executemany(self, query, *args, **kwargs):
+            record(str(query))
+            return super().executemany(query, *args, **kwargs)
+
+    return CountingCursor
 
 
 ROOT = Path(__file__).resolve().parent.parent

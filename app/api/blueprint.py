@@ -161,6 +161,11 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_error_responses_doc)
 
+    def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
+        """flask-smorest's ``arguments``, with the schema made once: given a class, webargs
+        would make a new instance (copying every field) for each request it parses."""
+        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
+
     def error_response(self, status: int, description: str | None = None) -> Callable[[F], F]:
         """Document an error status that ``error_statuses`` cannot tell from the view:
         with ``description``, to name the codes this operation returns with it."""

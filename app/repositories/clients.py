@@ -1,10 +1,45 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, select, true
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import POLICY_TYPES, Client, Policy
 from .base import Repository, new_ext_id
+from .policies import TERMS_COLUMNS, PolicyRepository, detached_from_row
+from .statements import Prepared
+
+CLIENT_COLUMNS = tuple(column.key for column in Client.__table__.c)
+
+
+def _client_statement() -> Select:
+    """The client and the terms of its default policies (one row per default policy): a
+    credential created in the client needs them next."""
+    clients, policies = Client.__table__, Policy.__table__
+    return (
+        select(*clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
+        .outerjoin(
+            policies, and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
+        )
+        .where(clients.c.ext_id == bindparam("client_ext_id"))
+    )
+
+
+# Every request about a client reads it through this (app/repositories/statements.py).
+_CLIENT = Prepared(_client_statement)
+
+
+def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
+    """The client whose columns begin at ``start`` in ``rows`` (read with the terms of its
+    default policies right after them, one row per policy), detached from the session; the
+    terms are remembered for a credential created in this transaction
+    (``PolicyRepository.remember_default_terms``)."""
+    end = start + len(CLIENT_COLUMNS)
+    client = detached_from_row(Client, dict(zip(CLIENT_COLUMNS, rows[0][start:end], strict=True)))
+    default_policies = [
+        dict(zip(TERMS_COLUMNS, row[end:], strict=True)) for row in rows if row[end] is not None
+    ]
+    PolicyRepository().remember_default_terms(client.id, default_policies)
+    return client
 
 
 class ClientRepository(Repository):
@@ -27,10 +62,12 @@ class ClientRepository(Repository):
         return client
 
     def get(self, ext_id: str) -> Client:
-        client = self.find(ext_id)
-        if client is None:
+        """The client, detached from the session, in one read with the terms of its default
+        policies."""
+        rows = _CLIENT.all(self.session.connection(), {"client_ext_id": ext_id})
+        if not rows:
             raise NoRecord(f"No client '{ext_id}'")
-        return client
+        return client_from_rows(rows)
 
     def find(self, ext_id: str) -> Client | None:
         return self.session.scalars(select(Client).where(Client.ext_id == ext_id)).one_or_none()

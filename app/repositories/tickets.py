@@ -35,6 +35,7 @@ from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential
 from ..models.types import utcnow
 from .credentials import CredentialRepository, new_credential_row
 from .policies import PolicyRepository, detached_from_row
+from .statements import Prepared, insert_row
 from .users import UserRepository
 
 # Security events (verifications, lock-outs, resets) are logged; ticket values never are.
@@ -54,21 +55,17 @@ TICKET_FIELDS = ("identification", "context")
 
 
 @cache
-def _insert_credential() -> Insert:
-    return insert(Credential.__table__)
-
-
-@cache
-def _insert_ticket() -> Insert:
-    return insert(TicketCredential.__table__)
-
-
-@cache
 def _insert_credential_and_ticket(
     credential_columns: tuple[str, ...], ticket_columns: tuple[str, ...]
-) -> Insert:
+) -> Prepared:
     """Both rows of a ticket in one statement, for PostgreSQL (a data-modifying WITH, which
     SQLite lacks): one round trip to the server instead of two. Returns the new id."""
+    return Prepared(lambda: _credential_and_ticket(credential_columns, ticket_columns))
+
+
+def _credential_and_ticket(
+    credential_columns: tuple[str, ...], ticket_columns: tuple[str, ...]
+) -> Insert:
     credentials, tickets = Credential.__table__, TicketCredential.__table__
     credential = (
         insert(credentials)
@@ -141,13 +138,16 @@ class TicketRepository(CredentialRepository):
         try:
             if connection.dialect.name == "postgresql":
                 statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
-                credential_id = connection.execute(
-                    statement, {**credential_row, **ticket_row}
-                ).scalar_one()
+                (credential_id,) = statement.one_or_none(
+                    connection, {**credential_row, **ticket_row}
+                )
             else:
-                inserted = connection.execute(_insert_credential(), credential_row)
-                (credential_id,) = inserted.inserted_primary_key
-                connection.execute(_insert_ticket(), {"id": credential_id, **ticket_row})
+                credential_id = insert_row(Credential.__table__, credential_row).execute(
+                    connection, credential_row
+                )
+                insert_row(TicketCredential.__table__, ("id", *ticket_row)).execute(
+                    connection, {"id": credential_id, **ticket_row}
+                )
             self.session.commit()
         except IntegrityError:
             self.session.rollback()

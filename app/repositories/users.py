@@ -1,36 +1,37 @@
 from __future__ import annotations
 
-from functools import cache
-
 from sqlalchemy import Select, and_, bindparam, select, true
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import Client, Policy, User
 from .base import Repository, new_ext_id
-from .clients import ClientRepository
-from .policies import TERMS_COLUMNS, PolicyRepository
+from .clients import ClientRepository, client_from_rows
+from .policies import TERMS_COLUMNS, detached_from_row
+from .statements import Prepared
+
+_USER_COLUMNS = tuple(column.key for column in User.__table__.c)
 
 
-@cache
-def _user_with_client() -> Select:
+def _user_with_client_statement() -> Select:
     """The user and its client, and the terms of the client's default policies (one row
-    per default policy): creating a credential for the user needs them next. Built once:
-    every request about a user reads it through this, and composing the statement costs
-    more than running it from the compiled cache."""
-    policies = Policy.__table__
+    per default policy): creating a credential for the user needs them next."""
+    users, clients, policies = User.__table__, Client.__table__, Policy.__table__
     return (
-        select(
-            User,
-            *(policies.c[name].label(f"policy_{name}") for name in TERMS_COLUMNS),
-        )
-        .join(User.client)
+        select(*users.c, *clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
+        .join_from(users, clients, users.c.client_id == clients.c.id)
         .outerjoin(
-            policies, and_(policies.c.client_id == Client.id, policies.c.is_default == true())
+            policies, and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
         )
-        .options(contains_eager(User.client))
-        .where(Client.ext_id == bindparam("client_ext_id"), User.ext_id == bindparam("user_ext_id"))
+        .where(
+            clients.c.ext_id == bindparam("client_ext_id"),
+            users.c.ext_id == bindparam("user_ext_id"),
+        )
     )
+
+
+# Every request about a user reads it through this (app/repositories/statements.py).
+_USER_WITH_CLIENT = Prepared(_user_with_client_statement)
 
 
 class UserRepository(Repository):
@@ -62,17 +63,15 @@ class UserRepository(Repository):
         The same query reads the terms of the client's default policies and hands them to
         ``PolicyRepository.remember_default_terms``: a credential created for this user in
         this request then needs no query of its own for its policy."""
-        rows = self.session.execute(
-            _user_with_client(), {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
-        ).all()
+        rows = _USER_WITH_CLIENT.all(
+            self.session.connection(),
+            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
+        )
         if not rows:
             ClientRepository().get(client_ext_id)
             raise NoRecord(f"No user '{user_ext_id}' in client '{client_ext_id}'")
-        user = rows[0][0]
-        default_policies = [
-            dict(zip(TERMS_COLUMNS, row[1:], strict=True)) for row in rows if row[1] is not None
-        ]
-        PolicyRepository().remember_default_terms(user.client_id, default_policies)
+        user = detached_from_row(User, dict(zip(_USER_COLUMNS, rows[0], strict=False)))
+        set_committed_value(user, "client", client_from_rows(rows, len(_USER_COLUMNS)))
         return user
 
     def _find(self, client: Client, **criteria: str) -> User | None:

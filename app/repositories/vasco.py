@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -30,6 +29,7 @@ from .clients import ClientRepository
 from .credentials import CredentialRepository, new_credential_row
 from .pagination import Page, keyset_page
 from .policies import PolicyRepository, detached_from_row
+from .statements import insert_row
 
 UNASSIGNED = "unassigned"
 
@@ -47,14 +47,14 @@ def associated_data(client_ext_id: str, credential_ext_id: str, auth_mode: str) 
     return json.dumps(["vasco-token-block", client_ext_id, credential_ext_id, auth_mode]).encode()
 
 
-@cache
-def _insert_credential() -> Insert:
-    return insert(Credential.__table__)
-
-
-@cache
-def _insert_token_block() -> Insert:
-    return insert(VascoTokenBlock.__table__)
+def _insert_credential(connection: Connection, row: dict[str, Any]) -> int:
+    """INSERT the ``credentials`` row of a new credential; its id."""
+    table = Credential.__table__
+    if connection.dialect.name == "postgresql":
+        statement = insert_row(table, row, returning=table.c.id)
+        (credential_id,) = statement.one_or_none(connection, row)
+        return credential_id
+    return insert_row(table, row).execute(connection, row)
 
 
 def _sealed_block_rows(
@@ -114,11 +114,9 @@ class VascoRepository(CredentialRepository):
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
         connection = self.session.connection()
         try:
-            inserted = connection.execute(_insert_credential(), credential_row)
-            (credential_id,) = inserted.inserted_primary_key
-            connection.execute(
-                _insert_token_block(),
-                [{"credential_id": credential_id, **block} for block in block_rows],
+            credential_id = _insert_credential(connection, credential_row)
+            insert_row(VascoTokenBlock.__table__, ("credential_id", *block_rows[0])).execute_many(
+                connection, [{"credential_id": credential_id, **block} for block in block_rows]
             )
             self.session.commit()
         except IntegrityError:
@@ -185,7 +183,10 @@ class VascoRepository(CredentialRepository):
                 f"VASCO credential '{credential.ext_id}' is assigned to user "
                 f"'{credential.user.ext_id}'; unassign it first"
             )
-        credential.user = user
+        # The user was read for this request without joining the session (app/api/path.py):
+        # the credential takes its id, and shows it without attaching it.
+        credential.user_id = user.id
+        set_committed_value(credential, "user", user)
         self.save_changes(credential, credential.version)
         return credential
 

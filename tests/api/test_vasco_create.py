@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, event
 
 from app.crypto import SecretBox
+from app.repositories import statements as app_statements
 from tests.conftest import CORE
 from tests.support import NEW_CREDENTIAL_FIELDS, count_rows, parse_date
 
@@ -397,17 +397,20 @@ def fail_sealing_the_second_block(monkeypatch) -> Callable[[], None]:
 
 
 def fail_writing_the_blocks(monkeypatch) -> Callable[[], None]:
+    # Every statement of a create goes to the driver through statements._call.
     statements: list[str] = []
+    call = app_statements._call
 
-    def fail_blocks(connection, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-        if statement.startswith("INSERT INTO vasco_token_blocks"):
+    def fail_blocks(connection, sql, work):
+        statements.append(sql)
+        if sql.startswith("INSERT INTO vasco_token_blocks"):
             # The credential row is written by now: this failure is really half-way.
             assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
             raise RuntimeError("database failure in the middle of a create")
+        return call(connection, sql, work)
 
-    event.listen(Engine, "before_cursor_execute", fail_blocks)
-    return lambda: event.remove(Engine, "before_cursor_execute", fail_blocks)
+    monkeypatch.setattr(app_statements, "_call", fail_blocks)
+    return monkeypatch.undo
 
 
 @pytest.mark.parametrize("failure", [fail_sealing_the_second_block, fail_writing_the_blocks])

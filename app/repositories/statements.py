@@ -1,0 +1,167 @@
+"""Statements of the hot paths, compiled once and run on the driver's cursor.
+
+Creating a ticket or a VASCO credential, and reading a user or a ticket, are the requests a
+deployment makes most. SQLAlchemy builds their SQL from the models as for every other
+statement, but running a statement through ``Connection.execute`` costs several times what
+the database needs for it (an execution context, result metadata, events): about 60 us
+against 15 us for an indexed read on SQLite. ``Prepared`` keeps what SQLAlchemy compiled for
+the dialect (the SQL, the order of its parameters, the type conversions of each parameter
+and result column) and runs it on the DB-API cursor of the session's own connection, inside
+the session's transaction. Errors are SQLAlchemy's as usual (``IntegrityError`` for a
+violated constraint, ``OperationalError`` for an unreachable database), and a connection the
+database dropped is invalidated, as ``Connection.execute`` would do.
+
+Only plain statements qualify: bound parameters by name, no expanding IN, no Python-side
+column defaults (every value is passed explicitly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect, Table, bindparam, insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement, ColumnElement
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    positional: bool
+    # (parameter name, its conversion) in the order the SQL takes them.
+    binds: tuple[tuple[str, Processor], ...]
+    # The conversion of each result column, None where the driver's value is final.
+    results: tuple[Processor, ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        converted = [
+            (name, values[name] if convert is None else convert(values[name]))
+            for name, convert in self.binds
+        ]
+        if self.positional:
+            return [value for _, value in converted]
+        return dict(converted)
+
+    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if convert is None else convert(value)
+            for value, convert in zip(raw, self.results, strict=True)
+        )
+
+
+class Prepared:
+    """A Core statement, built by ``build`` on first use and compiled once per dialect."""
+
+    def __init__(self, build: Callable[[], ClauseElement]) -> None:
+        self._build = build
+        self._statement: ClauseElement | None = None
+        self._compiled: dict[str, _Compiled] = {}
+
+    @property
+    def statement(self) -> ClauseElement:
+        if self._statement is None:
+            self._statement = self._build()
+        return self._statement
+
+    def compiled(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
+        return compiled
+
+    def one_or_none(
+        self, connection: Connection, values: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        compiled = self.compiled(connection.dialect)
+        row = _run(connection, compiled, values, lambda cursor: cursor.fetchone())
+        return None if row is None else compiled.row(row)
+
+    def all(self, connection: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        compiled = self.compiled(connection.dialect)
+        rows = _run(connection, compiled, values, lambda cursor: cursor.fetchall())
+        return [compiled.row(row) for row in rows]
+
+    def execute(self, connection: Connection, values: Mapping[str, Any]) -> int | None:
+        """Run a statement that returns no rows; the id of the row an INSERT made."""
+        compiled = self.compiled(connection.dialect)
+        return _run(connection, compiled, values, lambda cursor: cursor.lastrowid)
+
+    def execute_many(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        compiled = self.compiled(connection.dialect)
+        batch = [compiled.parameters(values) for values in rows]
+        _call(connection, compiled.sql, lambda cursor: cursor.executemany(compiled.sql, batch))
+
+
+def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
+    compiled = statement.compile(dialect=dialect)
+    names = list(compiled.positiontup or ()) if compiled.positional else list(compiled.binds)
+    binds = tuple(
+        (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+        for name in names
+    )
+    columns = getattr(statement, "exported_columns", ())
+    results = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+    )
+    return _Compiled(compiled.string, bool(compiled.positional), binds, results)
+
+
+def _run(connection: Connection, compiled: _Compiled, values: Mapping[str, Any], fetch):
+    parameters = compiled.parameters(values)
+
+    def run(cursor):
+        cursor.execute(compiled.sql, parameters)
+        return fetch(cursor)
+
+    return _call(connection, compiled.sql, run)
+
+
+def _call(connection: Connection, sql: str, work):
+    dialect = connection.dialect
+    driver_connection = connection.connection.driver_connection
+    cursor = driver_connection.cursor()
+    try:
+        return work(cursor)
+    except dialect.loaded_dbapi.Error as error:
+        disconnected = dialect.is_disconnect(error, driver_connection, cursor)
+        if disconnected:
+            connection.invalidate(error)
+        # Parameters stay out of the error: they may carry secrets.
+        raise DBAPIError.instance(
+            sql,
+            None,
+            error,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnected,
+            dialect=dialect,
+        ) from error
+    finally:
+        cursor.close()
+
+
+_INSERTS: dict[tuple[str, tuple[str, ...], str | None], Prepared] = {}
+
+
+def insert_row(
+    table: Table, columns: Iterable[str], returning: ColumnElement[Any] | None = None
+) -> Prepared:
+    """``INSERT INTO table (columns) VALUES (...)`` (``RETURNING`` a column, where the
+    database has it), one per table, set of columns and returned column."""
+    columns = tuple(columns)
+    key = (table.name, columns, None if returning is None else returning.key)
+    prepared = _INSERTS.get(key)
+    if prepared is None:
+
+        def build() -> ClauseElement:
+            statement = insert(table).values(
+                {name: bindparam(name, type_=table.c[name].type) for name in columns}
+            )
+            return statement if returning is None else statement.returning(returning)
+
+        prepared = _INSERTS[key] = Prepared(build)
+    return prepared
