@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import configure_mappers
 
 from . import (
     extensions,
@@ -116,6 +117,9 @@ def configure_secrets(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
+    # The mappers are complete now, not at a worker's first query: objects built from plain
+    # rows (app/repositories/statements.py) need them before any query has run.
+    configure_mappers()
     # ``extensions.api``, not ``api``: the name ``app.api`` is the package of blueprints.
     extensions.db.init_app(app)
     configure_engines(app)

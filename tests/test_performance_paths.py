@@ -3,8 +3,11 @@ queue and their checkpoints."""
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
+import urllib.request
 
 import pytest
 from sqlalchemy import delete, text
@@ -15,6 +18,7 @@ from app.extensions import db
 from app.models import Principal
 from app.repositories import principals
 from tests.conftest import CORE, bearer, make_app
+from tests.support import count_rows, gunicorn
 
 PERMISSIONS_URL = "/nevisidm/api/principal/v1/permissions"
 
@@ -134,3 +138,29 @@ def test_writers_checkpoint_the_wal_themselves(app, admin, acme, monkeypatch):
         assert response.status_code == 201
     # The fixture's writes and these: at least one connection crossed the mark once.
     assert 1 <= len(checkpoints) <= 2
+
+
+@pytest.mark.parametrize("first_request", ["ticket", "vasco"])
+def test_a_new_worker_creates_a_credential_as_its_first_request(
+    database_url, app, acme, make_key, tmp_path, first_request
+):
+    # The create paths build objects from plain rows; in a new worker no ORM query has run
+    # before them to complete the mappers (the bench's first request found this).
+    key = make_key(*PERMISSIONS)
+    environment = {**os.environ, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING"}
+    with gunicorn(environment, tmp_path / "gunicorn.log", workers=1, migrate=False) as port:
+        if first_request == "ticket":
+            path, body = "/acme/users/alice/ticket", {}
+        else:
+            data = base64.b64encode(b"digipass block").decode()
+            path, body = "/acme/vasco", {"vascoTokens": [{"authMode": "CR", "data": data}]}
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{CORE}{path}",
+            data=json.dumps(body).encode(),
+            headers={**bearer(key), "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+            assert json.load(response)["version"] == 1
+    assert count_rows(app, "credentials") == 1
