@@ -12,6 +12,8 @@ import shutil
 import tempfile
 import time
 
+from gunicorn import glogging
+
 # gunicorn's own default bind (127.0.0.1:8000, or 0.0.0.0:$PORT) applies unless BIND is set.
 if os.environ.get("BIND"):
     bind = [address.strip() for address in os.environ["BIND"].split(",")]
@@ -96,6 +98,18 @@ class GunicornJsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, ensure_ascii=False)
 
+
+class AppLogsRequests(glogging.Logger):
+    """The app logs each request (app/observability.py). gunicorn builds the fields of an
+    access-log line for every request whenever logconfig_dict is set, even with its access
+    logger silenced; this skips that unless an access log file is asked for."""
+
+    def access(self, resp, req, environ, request_time):
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = AppLogsRequests
 
 logconfig_dict = {
     "version": 1,

@@ -27,8 +27,6 @@ from .crypto import (
 from .database import configure_engines
 from .errors import register_error_handlers
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
 # libpq settings that bound how long a request can wait on an unreachable database.
 POSTGRESQL_CONNECT_ARGS = {
     "connect_timeout": 5,  # seconds to establish a connection
@@ -123,7 +121,6 @@ def register_extensions(app: Flask) -> None:
     # ``extensions.api``, not ``api``: the name ``app.api`` is the package of blueprints.
     extensions.db.init_app(app)
     configure_engines(app)
-    extensions.migrate.init_app(app, extensions.db, directory=str(MIGRATIONS), render_as_batch=True)
     extensions.api.init_app(app)
     extensions.api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An api key"}
@@ -149,6 +146,8 @@ def register_observability(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from .cli import api_key, credential_key
+    from .migrations import migration_commands
 
+    app.cli.add_command(migration_commands)
     app.cli.add_command(api_key)
     app.cli.add_command(credential_key)

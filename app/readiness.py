@@ -11,30 +11,20 @@ so the old instances stay ready until they are replaced.
 
 from __future__ import annotations
 
-import functools
 import logging
 
-from alembic.script import ScriptDirectory
-from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from .errors import ServiceUnavailable
+from .migrations import MIGRATIONS, shipped_revisions
 from .repositories.schema import SchemaRepository
 
 log = logging.getLogger(__name__)
 
 
-@functools.cache
-def shipped_revisions(directory: str) -> tuple[frozenset[str], frozenset[str]]:
-    """The head revisions and every revision of the migration scripts in ``directory``."""
-    script = ScriptDirectory(directory)
-    every = frozenset(revision.revision for revision in script.walk_revisions())
-    return frozenset(script.get_heads()), every
-
-
 def check_database_ready() -> None:
     """Return when the database answers and is migrated; raise ``ServiceUnavailable`` if not."""
-    heads, known = shipped_revisions(current_app.extensions["migrate"].directory)
+    heads, known = shipped_revisions(MIGRATIONS)
     try:
         current = SchemaRepository().current_revisions()
     except SQLAlchemyError as error:

@@ -140,8 +140,10 @@ def migrate(database_url: str, encryption_key: str) -> None:
     import flask_migrate
 
     from app.extensions import db
+    from app.migrations import init_migrations
 
     app = service_app(database_url, encryption_key)
+    init_migrations(app)
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()

@@ -23,6 +23,7 @@ from app import create_app
 from app.auth import PERMISSIONS
 from app.config import TestConfig, normalise_database_url
 from app.extensions import db
+from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
 
 CORE = "/nevisidm/api/core/v1"
@@ -60,6 +61,7 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
             admin.dispose()
 
     app = make_app(url)
+    init_migrations(app)
     with app.app_context():
         flask_migrate.upgrade()
         db.engine.dispose()

@@ -10,6 +10,7 @@ from sqlalchemy import event
 
 from app import readiness
 from app.extensions import db
+from app.migrations import MIGRATIONS
 from tests.conftest import make_app
 
 
@@ -72,7 +73,7 @@ def test_not_ready_before_the_database_is_migrated(tmp_path):
 
 
 def test_not_ready_when_the_schema_is_behind_the_code(client, monkeypatch):
-    _, known = readiness.shipped_revisions(client.application.extensions["migrate"].directory)
+    _, known = readiness.shipped_revisions(MIGRATIONS)
     monkeypatch.setattr(
         readiness,
         "shipped_revisions",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import flask_migrate
@@ -17,7 +19,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from app.config import normalise_database_url
 from app.extensions import db
+from app.migrations import MIGRATIONS, init_migrations, shipped_revisions
 from tests.conftest import DATABASES, make_app
+from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY
 
 
 @pytest.fixture(params=DATABASES)
@@ -25,6 +29,7 @@ def empty_app(request, tmp_path) -> Iterator[Flask]:
     """An app over an empty database (SQLite file, or a PostgreSQL schema) of this test's."""
     if request.param == "sqlite":
         app = make_app(f"sqlite:///{tmp_path / 'migrations.db'}")
+        init_migrations(app)
         yield app
         with app.app_context():
             db.engine.dispose()
@@ -36,6 +41,7 @@ def empty_app(request, tmp_path) -> Iterator[Flask]:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     separator = "&" if "?" in server_url else "?"
     app = make_app(f"{server_url}{separator}options=-csearch_path%3D{schema}")
+    init_migrations(app)
     try:
         yield app
     finally:
@@ -86,3 +92,57 @@ def test_downgrade_to_base_leaves_only_the_version_table(empty_app):
     with empty_app.app_context():
         flask_migrate.upgrade()
     assert table_names(empty_app) == set(db.metadata.tables) | {"alembic_version"}
+
+
+def test_the_shipped_revisions_are_read_as_alembic_reads_them():
+    # Serving workers read them without Alembic (app/migrations.py).
+    script = ScriptDirectory(str(MIGRATIONS))
+    heads, every = shipped_revisions(MIGRATIONS)
+    assert heads == frozenset(script.get_heads())
+    assert every == frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def test_a_serving_process_loads_neither_alembic_nor_flask_migrate(tmp_path):
+    probe = (
+        "import sys, wsgi; "
+        "wsgi.app.test_client().get('/health/ready'); "
+        "print(sorted({'alembic', 'flask_migrate'} & set(sys.modules)))"
+    )
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}",
+        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+    }
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_flask_db_loads_the_migration_commands(tmp_path):
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+    }
+
+    def flask_db(*arguments: str) -> str:
+        return subprocess.run(
+            [BIN / "flask", "--app", "wsgi", "db", *arguments],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+
+    assert {"upgrade", "downgrade", "current", "migrate"} <= set(flask_db("--help").split())
+    flask_db("upgrade")
+    assert "0001_initial_schema (head)" in flask_db("current")
