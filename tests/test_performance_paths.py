@@ -7,6 +7,7 @@ import base64
 import fcntl
 import json
 import os
+import sqlite3
 import urllib.request
 
 import pytest
@@ -17,6 +18,7 @@ from app.database import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWri
 from app.extensions import db
 from app.models import Principal
 from app.repositories import principals
+from app.repositories import statements as app_statements
 from tests.conftest import CORE, bearer, make_app
 from tests.support import count_rows, gunicorn
 
@@ -164,3 +166,34 @@ def test_a_new_worker_creates_a_credential_as_its_first_request(
             assert response.status == 201
             assert json.load(response)["version"] == 1
     assert count_rows(app, "credentials") == 1
+
+
+def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
+    client, admin, acme, app, monkeypatch
+):
+    # PostgreSQL: no BEGIN and COMMIT round trips around the one INSERT (a data-modifying
+    # WITH, atomic by itself). SQLite: the user's read and both INSERTs in one transaction
+    # holding the write lock.
+    seen = []
+    call = app_statements._call
+
+    def note(connection, sql, work):
+        driver = connection.connection.driver_connection
+        in_transaction = (
+            driver.in_transaction
+            if isinstance(driver, sqlite3.Connection)
+            else driver.info.transaction_status != 0  # psycopg's IDLE
+        )
+        seen.append((sql.split()[0], in_transaction))
+        return call(connection, sql, work)
+
+    monkeypatch.setattr(app_statements, "_call", note)
+    response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    assert response.status_code == 201
+    with app.app_context():
+        dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        assert seen == [("SELECT", False), ("WITH", False)]
+    else:
+        assert seen == [("SELECT", True), ("INSERT", True), ("INSERT", True)]
+    assert count_rows(app, "ticket_credentials") == 1

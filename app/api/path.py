@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from ..repositories.base import statements_commit_themselves
 from ..repositories.clients import ClientRepository
 from ..repositories.tickets import TicketRepository
 from ..repositories.users import UserRepository
@@ -21,6 +22,19 @@ def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, client_ext_id: str, **kwargs: Any) -> Any:
         return view(*args, client=ClientRepository().get(client_ext_id), **kwargs)
+
+    return wrapper
+
+
+def single_statement_write(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The view writes with one statement and reads nothing that must agree with another
+    read: on PostgreSQL its statements commit themselves (``statements_commit_themselves``).
+    Goes over the path's loaders, whose reads it covers."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        statements_commit_themselves()
+        return view(*args, **kwargs)
 
     return wrapper
 

@@ -137,6 +137,8 @@ class TicketRepository(CredentialRepository):
         connection = self.session.connection()
         try:
             if connection.dialect.name == "postgresql":
+                # One statement, atomic by itself: the view may run it outside a transaction
+                # (app/api/path.py, single_statement_write).
                 statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
                 (credential_id,) = statement.one_or_none(
                     connection, {**credential_row, **ticket_row}
