@@ -1,15 +1,16 @@
 """Statements of the hot paths, compiled once and run on the driver's cursor.
 
-Creating a ticket or a VASCO credential, and reading a user or a ticket, are the requests a
-deployment makes most. SQLAlchemy builds their SQL from the models as for every other
-statement, but running a statement through ``Connection.execute`` costs several times what
-the database needs for it (an execution context, result metadata, events): about 60 us
-against 15 us for an indexed read on SQLite. ``Prepared`` keeps what SQLAlchemy compiled for
-the dialect (the SQL, the order of its parameters, the type conversions of each parameter
-and result column) and runs it on the DB-API cursor of the session's own connection, inside
-the session's transaction. Errors are SQLAlchemy's as usual (``IntegrityError`` for a
-violated constraint, ``OperationalError`` for an unreachable database), and a connection the
-database dropped is invalidated, as ``Connection.execute`` would do.
+Creating a ticket or a VASCO credential, and the read of the client or user that comes
+first, are the requests a deployment makes most. SQLAlchemy builds their SQL from the
+models as for every other statement, but running a statement through ``Connection.execute``
+costs several times what the database needs for it (an execution context, result metadata,
+events): about 60 us against 15 us for an indexed read on SQLite. ``Prepared`` keeps what
+SQLAlchemy compiled for the dialect (the SQL, the order of its parameters, the type
+conversions of each parameter and result column) and runs it on the DB-API cursor of the
+session's own connection, inside the session's transaction. Errors are SQLAlchemy's as
+usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
+unreachable database), and a connection the database dropped is invalidated, as
+``Connection.execute`` would do.
 
 Only plain statements qualify: bound parameters by name, no expanding IN, no Python-side
 column defaults (every value is passed explicitly).
@@ -86,7 +87,8 @@ class Prepared:
         return [compiled.row(row) for row in rows]
 
     def execute(self, connection: Connection, values: Mapping[str, Any]) -> int | None:
-        """Run a statement that returns no rows; the id of the row an INSERT made."""
+        """Run a statement that returns no rows; the id of the row an INSERT made (SQLite's
+        ``lastrowid``: on PostgreSQL, ask for it with ``RETURNING``)."""
         compiled = self.compiled(connection.dialect)
         return _run(connection, compiled, values, lambda cursor: cursor.lastrowid)
 
@@ -123,11 +125,14 @@ def _run(connection: Connection, compiled: _Compiled, values: Mapping[str, Any],
 def _call(connection: Connection, sql: str, work):
     dialect = connection.dialect
     driver_connection = connection.connection.driver_connection
-    cursor = driver_connection.cursor()
     try:
-        return work(cursor)
+        cursor = driver_connection.cursor()
+        try:
+            return work(cursor)
+        finally:
+            cursor.close()
     except dialect.loaded_dbapi.Error as error:
-        disconnected = dialect.is_disconnect(error, driver_connection, cursor)
+        disconnected = dialect.is_disconnect(error, driver_connection, None)
         if disconnected:
             connection.invalidate(error)
         # Parameters stay out of the error: they may carry secrets.
@@ -140,8 +145,6 @@ def _call(connection: Connection, sql: str, work):
             connection_invalidated=disconnected,
             dialect=dialect,
         ) from error
-    finally:
-        cursor.close()
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...], str | None], Prepared] = {}
