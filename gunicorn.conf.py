@@ -102,7 +102,15 @@ class GunicornJsonFormatter(logging.Formatter):
 class AppLogsRequests(glogging.Logger):
     """The app logs each request (app/observability.py). gunicorn builds the fields of an
     access-log line for every request whenever logconfig_dict is set, even with its access
-    logger silenced; this skips that unless an access log file is asked for."""
+    logger silenced; this skips that unless an access log file is asked for. With
+    ``--statsd-host``, gunicorn's statsd logger is used instead, as gunicorn would."""
+
+    def __new__(cls, cfg):
+        if cfg.statsd_host:
+            from gunicorn.instrument.statsd import Statsd
+
+            return Statsd(cfg)
+        return super().__new__(cls)
 
     def access(self, resp, req, environ, request_time):
         if self.cfg.accesslog:

@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 def check_database_ready() -> None:
     """Return when the database answers and is migrated; raise ``ServiceUnavailable`` if not."""
     heads, known = shipped_revisions(MIGRATIONS)
+    if not heads:
+        # Without its migration scripts this release cannot tell which schema it needs.
+        raise ServiceUnavailable("The migration scripts of this release are missing")
     try:
         current = SchemaRepository().current_revisions()
     except SQLAlchemyError as error:

@@ -65,10 +65,14 @@ def count_statements(app: Flask, action: Callable[[], object]) -> int:
         if not statement.lstrip().upper().startswith(_NOT_COUNTED):
             statements.append(statement)
 
+    # psycopg connections traced, with the cursor class each had before.
+    cursor_classes: dict[int, type] = {}
+
     def trace(dbapi_connection, connection_record, connection_proxy) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.set_trace_callback(record)
         else:
+            cursor_classes[id(dbapi_connection)] = dbapi_connection.cursor_factory
             dbapi_connection.cursor_factory = _counting_cursor(
                 dbapi_connection.cursor_factory, record
             )
@@ -76,8 +80,8 @@ def count_statements(app: Flask, action: Callable[[], object]) -> int:
     def untrace(dbapi_connection, connection_record) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.set_trace_callback(None)
-        else:
-            dbapi_connection.cursor_factory = dbapi_connection.cursor_factory.__bases__[0]
+        elif id(dbapi_connection) in cursor_classes:
+            dbapi_connection.cursor_factory = cursor_classes.pop(id(dbapi_connection))
 
     with app.app_context():
         engine = db.engine

@@ -103,3 +103,15 @@ def test_migration_heads_are_read_once_per_process(client):
     after = readiness.shipped_revisions.cache_info()
     assert after.misses == before.misses
     assert after.hits == before.hits + 1
+
+
+def test_not_ready_without_the_migration_scripts(client, monkeypatch, tmp_path):
+    # Without them this release cannot tell which schema it needs.
+    (tmp_path / "versions").mkdir()
+    assert readiness.shipped_revisions(tmp_path) == (frozenset(), frozenset())
+    monkeypatch.setattr(readiness, "MIGRATIONS", tmp_path)
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json["errors"][0]["message"] == (
+        "The migration scripts of this release are missing"
+    )

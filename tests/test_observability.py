@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+import runpy
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from app.auth import PERMISSIONS
 from app.observability import JsonFormatter
 from app.repositories.principals import PrincipalRepository
 from tests.conftest import CORE, bearer
+from tests.support import ROOT
 
 TICKET_URL = f"{CORE}/acme/users/alice/ticket"
 
@@ -386,3 +388,39 @@ def test_no_secret_reaches_the_log_at_debug(app, client, admin, acme, json_log, 
     for source, text in outputs.items():
         for secret in driver.secrets:
             assert secret not in text, f"a secret reached the log ({source})"
+
+
+@pytest.fixture
+def gunicorn_settings(monkeypatch, tmp_path):
+    """gunicorn's settings as read from gunicorn.conf.py, with ``overrides`` on top."""
+    from gunicorn.config import Config
+
+    # Named, so that reading the file makes no directory of its own for the metrics.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    def settings(**overrides: Any) -> Config:
+        config = Config()
+        namespace = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+        for name, value in {**namespace, **overrides}.items():
+            if name in config.settings:
+                config.set(name, value)
+        return config
+
+    return settings
+
+
+def test_gunicorn_builds_no_access_log_lines_unless_asked_for(gunicorn_settings, monkeypatch):
+    from gunicorn.glogging import Logger
+
+    settings = gunicorn_settings()
+    built = []
+    monkeypatch.setattr(Logger, "atoms", lambda *args: built.append(args) or {})
+    settings.logger_class(settings).access(None, None, {}, None)
+    assert built == []
+
+
+def test_gunicorn_still_sends_statsd_metrics_when_asked_to(gunicorn_settings):
+    from gunicorn.instrument.statsd import Statsd
+
+    settings = gunicorn_settings(statsd_host="127.0.0.1:8125")
+    assert isinstance(settings.logger_class(settings), Statsd)

@@ -168,32 +168,37 @@ def test_a_new_worker_creates_a_credential_as_its_first_request(
     assert count_rows(app, "credentials") == 1
 
 
+@pytest.mark.parametrize("principal_cached", [True, False])
 def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
-    client, admin, acme, app, monkeypatch
+    client, admin, acme, app, monkeypatch, principal_cached
 ):
     # PostgreSQL: no BEGIN and COMMIT round trips around the one INSERT (a data-modifying
-    # WITH, atomic by itself). SQLite: the user's read and both INSERTs in one transaction
-    # holding the write lock.
+    # WITH, atomic by itself), whether or not the api key had to be looked up first.
+    # SQLite: the user's read and both INSERTs in one transaction holding the write lock.
+    if not principal_cached:
+        with app.app_context():
+            principals.PrincipalCache.of_app().clear()
     seen = []
     call = app_statements._call
 
     def note(connection, sql, work):
         driver = connection.connection.driver_connection
-        in_transaction = (
-            driver.in_transaction
-            if isinstance(driver, sqlite3.Connection)
-            else driver.info.transaction_status != 0  # psycopg's IDLE
-        )
-        seen.append((sql.split()[0], in_transaction))
+        if isinstance(driver, sqlite3.Connection):
+            seen.append((sql.split()[0], driver.in_transaction))
+        else:
+            seen.append((sql.split()[0], driver.autocommit))
         return call(connection, sql, work)
 
     monkeypatch.setattr(app_statements, "_call", note)
     response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
     assert response.status_code == 201
     with app.app_context():
-        dialect = db.engine.dialect.name
-    if dialect == "postgresql":
-        assert seen == [("SELECT", False), ("WITH", False)]
+        engine = db.engine
+    if engine.dialect.name == "postgresql":
+        assert seen == [("SELECT", True), ("WITH", True)]
+        # The connection goes back to the pool as it came: in transactions again.
+        with app.app_context(), engine.connect() as connection:
+            assert connection.connection.driver_connection.autocommit is False
     else:
         assert seen == [("SELECT", True), ("INSERT", True), ("INSERT", True)]
     assert count_rows(app, "ticket_credentials") == 1

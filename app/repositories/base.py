@@ -19,11 +19,15 @@ def statements_commit_themselves() -> None:
     """On PostgreSQL, let every statement of this request commit on its own (autocommit)
     rather than in one transaction, for a request whose reads need no common snapshot and
     whose write is a single statement: it saves the BEGIN and COMMIT round trips. Nothing
-    changes on SQLite (a writer holds the write lock from its first read, app/database.py),
-    nor when the request's transaction has begun already."""
+    changes on SQLite (a writer holds the write lock from its first read, app/database.py).
+    Call it before the request's own statements: what ran before (the api key's lookup,
+    when it was not cached) is committed first. SQLAlchemy restores the connection's
+    isolation level when the connection goes back to the pool."""
     session = db.session()
-    if session.in_transaction() or session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql":
         return
+    if session.in_transaction():
+        session.commit()
     session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 

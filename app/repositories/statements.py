@@ -9,8 +9,8 @@ SQLAlchemy compiled for the dialect (the SQL, the order of its parameters, the t
 conversions of each parameter and result column) and runs it on the DB-API cursor of the
 session's own connection, inside the session's transaction. Errors are SQLAlchemy's as
 usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
-unreachable database), and a connection the database dropped is invalidated, as
-``Connection.execute`` would do.
+unreachable database), and when the database has dropped the connection, it and the rest of
+the pool are discarded, as ``Connection.execute`` would do.
 
 Only plain statements qualify: bound parameters by name, no expanding IN, no Python-side
 column defaults (every value is passed explicitly).
@@ -60,7 +60,7 @@ class Prepared:
     def __init__(self, build: Callable[[], ClauseElement]) -> None:
         self._build = build
         self._statement: ClauseElement | None = None
-        self._compiled: dict[str, _Compiled] = {}
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
 
     @property
     def statement(self) -> ClauseElement:
@@ -69,9 +69,10 @@ class Prepared:
         return self._statement
 
     def compiled(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
+        key = (dialect.name, dialect.driver)
+        compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compiled[dialect.name] = _compile(self.statement, dialect)
+            compiled = self._compiled[key] = _compile(self.statement, dialect)
         return compiled
 
     def one_or_none(
@@ -134,7 +135,10 @@ def _call(connection: Connection, sql: str, work):
     except dialect.loaded_dbapi.Error as error:
         disconnected = dialect.is_disconnect(error, driver_connection, None)
         if disconnected:
+            # The server went away (a restart, a failover): the pool's other connections
+            # went with it. Replace them all rather than fail a request on each.
             connection.invalidate(error)
+            connection.engine.dispose()
         # Parameters stay out of the error: they may carry secrets.
         raise DBAPIError.instance(
             sql,

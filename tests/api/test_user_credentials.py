@@ -111,3 +111,5 @@ def test_listing_costs_a_fixed_number_of_statements(client, admin, wallet, app):
         create_vasco(client, admin, extId=f"more-{index}", vascoTokens=tokens("CR"))
         client.put(f"{CORE}/acme/users/alice/vasco/more-{index}", headers=admin)
     assert count_statements(app, lambda: client.get(LIST_URL, headers=admin)) == first
+    # the user with its client, the page, its VASCO blocks (the principal is cached)
+    assert first == 3
