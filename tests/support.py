@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
 import subprocess
@@ -112,6 +113,28 @@ def _counting_cursor(base: type, record: Callable[[str], None]) -> type:
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TEST_ENCRYPTION_KEY = "dGVzdC1vbmx5LWtleS1uZXZlci11c2UtaXQtbGl2ZSE="  # test-only
+
+
+def run_with_the_service(
+    command: list[str | Path], database_url: str, *, timeout: float = 60
+) -> str:
+    """Run ``command`` from the project's folder against ``database_url`` (no bootstrap
+    key, the test encryption key unless one is set); its stdout. Fails on a non-zero exit."""
+    environment = {
+        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        **os.environ,
+        "DATABASE_URL": database_url,
+    }
+    environment.pop("BOOTSTRAP_API_KEY", None)
+    return subprocess.run(
+        command,
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    ).stdout
 
 
 def free_port() -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 from app.auth import CLIENT_VIEW, USER_VIEW
 from tests.conftest import CORE, bearer
+from tests.support import run_with_the_service
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,9 +69,7 @@ def test_taken_name_is_refused(app):
 
 
 def test_command_runs_from_the_shell_with_the_wsgi_app(database_url, app, client):
-    environment = {**os.environ, "DATABASE_URL": database_url}
-    environment.pop("BOOTSTRAP_API_KEY", None)
-    completed = subprocess.run(
+    output = run_with_the_service(
         [
             sys.executable,
             "-m",
@@ -86,13 +83,8 @@ def test_command_runs_from_the_shell_with_the_wsgi_app(database_url, app, client
             "--permission",
             CLIENT_VIEW,
         ],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
+        database_url,
     )
-    key = completed.stdout.strip().splitlines()[-1]
+    key = output.strip().splitlines()[-1]
     response = client.get("/nevisidm/api/principal/v1/permissions", headers=bearer(key))
     assert response.status_code == 200

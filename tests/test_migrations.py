@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ from app.config import normalise_database_url
 from app.extensions import db
 from app.migrations import MIGRATIONS, init_migrations, shipped_revisions
 from tests.conftest import DATABASES, make_app
-from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY
+from tests.support import BIN, run_with_the_service
 
 
 @pytest.fixture(params=DATABASES)
@@ -108,40 +107,17 @@ def test_a_serving_process_loads_neither_alembic_nor_flask_migrate(tmp_path):
         "wsgi.app.test_client().get('/health/ready'); "
         "print(sorted({'alembic', 'flask_migrate'} & set(sys.modules)))"
     )
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'probe.db'}",
-        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-    }
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
+    database_url = f"sqlite:///{tmp_path / 'probe.db'}"
+    loaded = run_with_the_service([sys.executable, "-c", probe], database_url)
     assert loaded.strip() == "[]"
 
 
 def test_flask_db_loads_the_migration_commands(tmp_path):
-    environment = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
-    }
+    database_url = f"sqlite:///{tmp_path / 'cli.db'}"
 
     def flask_db(*arguments: str) -> str:
-        return subprocess.run(
-            [BIN / "flask", "--app", "wsgi", "db", *arguments],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
+        command = [BIN / "flask", "--app", "wsgi", "db", *arguments]
+        return run_with_the_service(command, database_url, timeout=120)
 
     assert {"upgrade", "downgrade", "current", "migrate"} <= set(flask_db("--help").split())
     flask_db("upgrade")

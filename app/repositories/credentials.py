@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import InvalidData, StaleVersion
@@ -12,6 +13,7 @@ from ..models import Credential, Policy
 from ..models.types import utcnow
 from .base import Repository, new_ext_id
 from .policies import PolicyRepository
+from .statements import insert_row
 
 ADMIN_CHANGE_REASON = "changed-by-admin"
 INITIALIZED_REASON = "initialized"
@@ -49,6 +51,15 @@ def new_credential_row(
         "last_modified": now,
         "version": 1,
     }
+
+
+def insert_credential_row(connection: Connection, row: dict[str, Any]) -> int:
+    """INSERT the ``credentials`` row of a new credential (``new_credential_row``); its id."""
+    table = Credential.__table__
+    if connection.dialect.name == "postgresql":
+        (credential_id,) = insert_row(table, row, returning=table.c.id).one_or_none(connection, row)
+        return credential_id
+    return insert_row(table, row).execute(connection, row)
 
 
 class CredentialRepository(Repository):

@@ -33,7 +33,7 @@ from ..errors import (
 )
 from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential, User
 from ..models.types import utcnow
-from .credentials import CredentialRepository, new_credential_row
+from .credentials import CredentialRepository, insert_credential_row, new_credential_row
 from .policies import PolicyRepository, detached_from_row
 from .statements import Prepared, insert_row
 from .users import UserRepository
@@ -144,9 +144,7 @@ class TicketRepository(CredentialRepository):
                     connection, {**credential_row, **ticket_row}
                 )
             else:
-                credential_id = insert_row(Credential.__table__, credential_row).execute(
-                    connection, credential_row
-                )
+                credential_id = insert_credential_row(connection, credential_row)
                 insert_row(TicketCredential.__table__, ("id", *ticket_row)).execute(
                     connection, {"id": credential_id, **ticket_row}
                 )

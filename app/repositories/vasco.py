@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -26,7 +26,7 @@ from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExist
 from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
 from ..models.types import utcnow
 from .clients import ClientRepository
-from .credentials import CredentialRepository, new_credential_row
+from .credentials import CredentialRepository, insert_credential_row, new_credential_row
 from .pagination import Page, keyset_page
 from .policies import PolicyRepository, detached_from_row
 from .statements import insert_row
@@ -45,16 +45,6 @@ class VascoToken:
 def associated_data(client_ext_id: str, credential_ext_id: str, auth_mode: str) -> bytes:
     """What a sealed block is bound to. JSON keeps the parts unambiguous."""
     return json.dumps(["vasco-token-block", client_ext_id, credential_ext_id, auth_mode]).encode()
-
-
-def _insert_credential(connection: Connection, row: dict[str, Any]) -> int:
-    """INSERT the ``credentials`` row of a new credential; its id."""
-    table = Credential.__table__
-    if connection.dialect.name == "postgresql":
-        statement = insert_row(table, row, returning=table.c.id)
-        (credential_id,) = statement.one_or_none(connection, row)
-        return credential_id
-    return insert_row(table, row).execute(connection, row)
 
 
 def _sealed_block_rows(
@@ -114,7 +104,7 @@ class VascoRepository(CredentialRepository):
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
         connection = self.session.connection()
         try:
-            credential_id = _insert_credential(connection, credential_row)
+            credential_id = insert_credential_row(connection, credential_row)
             insert_row(VascoTokenBlock.__table__, ("credential_id", *block_rows[0])).execute_many(
                 connection, [{"credential_id": credential_id, **block} for block in block_rows]
             )
