@@ -26,6 +26,7 @@ from .crypto import (
 )
 from .database import configure_engines
 from .errors import register_error_handlers
+from .repositories.transactions import release_own_connection
 
 # libpq settings that bound how long a request can wait on an unreachable database.
 POSTGRESQL_CONNECT_ARGS = {
@@ -121,6 +122,8 @@ def register_extensions(app: Flask) -> None:
     # ``extensions.api``, not ``api``: the name ``app.api`` is the package of blueprints.
     extensions.db.init_app(app)
     configure_engines(app)
+    # A request that ran on a connection of its own gives it back (repositories/transactions.py).
+    app.teardown_request(release_own_connection)
     extensions.api.init_app(app)
     extensions.api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An api key"}

@@ -36,7 +36,7 @@ import sqlite3
 import time
 
 from flask import Flask, has_request_context, request
-from sqlalchemy import Engine, event
+from sqlalchemy import Dialect, Engine, event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from .extensions import db
@@ -150,25 +150,28 @@ def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection):
-        statement = _begin_statement()
-        dbapi_connection = connection.connection.dbapi_connection
-        queued = statement == "BEGIN IMMEDIATE" and isinstance(
-            dbapi_connection, QueuedWriterConnection
-        )
+        begin_sqlite_transaction(connection.connection.dbapi_connection, connection.dialect)
+
+
+def begin_sqlite_transaction(dbapi_connection: sqlite3.Connection, dialect: Dialect) -> None:
+    """Open the transaction of an SQLite connection: ``BEGIN IMMEDIATE`` in the writers'
+    queue for a write request, a plain ``BEGIN`` otherwise. Run on the driver's connection:
+    SQLAlchemy has nothing to add to a BEGIN but its error types, which the service's error
+    handling knows (a locked database: 503)."""
+    statement = _begin_statement()
+    queued = statement == "BEGIN IMMEDIATE" and isinstance(dbapi_connection, QueuedWriterConnection)
+    if queued:
+        dbapi_connection.lock_for_writing()
+    try:
+        dbapi_connection.execute(statement)
+    except BaseException as error:
         if queued:
-            dbapi_connection.lock_for_writing()
-        try:
-            # On the driver's connection: SQLAlchemy has nothing to add to a BEGIN but its
-            # error types, which the service's error handling knows (a locked database: 503).
-            dbapi_connection.execute(statement)
-        except BaseException as error:
-            if queued:
-                dbapi_connection.unlock_for_writing()
-            if isinstance(error, sqlite3.Error):
-                raise DBAPIError.instance(
-                    statement, None, error, sqlite3.Error, dialect=connection.dialect
-                ) from error
-            raise
+            dbapi_connection.unlock_for_writing()
+        if isinstance(error, sqlite3.Error):
+            raise DBAPIError.instance(
+                statement, None, error, sqlite3.Error, dialect=dialect
+            ) from error
+        raise
 
 
 def _configure_postgresql(engine: Engine) -> None:

@@ -179,17 +179,16 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
         with app.app_context():
             principals.PrincipalCache.of_app().clear()
     seen = []
-    call = app_statements._call
+    on_driver = app_statements.on_driver
 
-    def note(connection, sql, work):
-        driver = connection.connection.driver_connection
+    def note(on, driver, sql, work):
         if isinstance(driver, sqlite3.Connection):
             seen.append((sql.split()[0], driver.in_transaction))
         else:
             seen.append((sql.split()[0], driver.autocommit))
-        return call(connection, sql, work)
+        return on_driver(on, driver, sql, work)
 
-    monkeypatch.setattr(app_statements, "_call", note)
+    monkeypatch.setattr(app_statements, "on_driver", note)
     response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
     assert response.status_code == 201
     with app.app_context():

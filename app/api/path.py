@@ -11,9 +11,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from ..repositories.base import statements_commit_themselves
 from ..repositories.clients import ClientRepository
 from ..repositories.tickets import TicketRepository
+from ..repositories.transactions import own_connection
 from ..repositories.users import UserRepository
 from ..repositories.vasco import VascoRepository
 
@@ -26,17 +26,25 @@ def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def single_statement_write(view: Callable[..., Any]) -> Callable[..., Any]:
-    """The view writes with one statement and reads nothing that must agree with another
-    read: on PostgreSQL its statements commit themselves (``statements_commit_themselves``).
-    Goes over the path's loaders, whose reads it covers."""
+def plain_statements(
+    *, single_write: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The view's statements are all plain ones (app/repositories/statements.py): they run on
+    a connection of the request's own, outside the ORM session (``own_connection``).
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        statements_commit_themselves()
-        return view(*args, **kwargs)
+    ``single_write``: the view writes with one statement and reads nothing that must agree
+    with another read, so on PostgreSQL its statements commit themselves. Goes over the
+    path's loaders, whose reads it covers."""
 
-    return wrapper
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            own_connection(autocommit=single_write)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
 
 
 def user_in_path(view: Callable[..., Any]) -> Callable[..., Any]:

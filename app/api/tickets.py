@@ -22,7 +22,7 @@ from ..schemas.tickets import (
 )
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import single_statement_write, ticket_in_path, user_in_path
+from .path import plain_statements, ticket_in_path, user_in_path
 
 blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
 
@@ -39,7 +39,7 @@ def ticket_location(ticket) -> str:
 
 @blp.route(TICKET_PATH, methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE)
-@single_statement_write
+@plain_statements(single_write=True)
 @user_in_path
 @blp.arguments(TicketCreateSchema)
 @blp.response(201, IssuedTicketSchema, description="Ticket credential created successfully")

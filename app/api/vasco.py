@@ -12,7 +12,7 @@ from ..schemas.pagination import PageQuerySchema, page_schema
 from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import client_in_path, user_and_vasco_in_path, vasco_in_path
+from .path import client_in_path, plain_statements, user_and_vasco_in_path, vasco_in_path
 
 blp = Blueprint(
     "vasco", __name__, url_prefix=CORE_PREFIX, description="VASCO (OneSpan Digipass) credentials"
@@ -23,6 +23,7 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 
 @blp.route("/<client_ext_id>/vasco", methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
+@plain_statements()
 @client_in_path
 @blp.arguments(VascoCreateSchema)
 @blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")

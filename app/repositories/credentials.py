@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import InvalidData, StaleVersion
@@ -14,6 +13,7 @@ from ..models.types import utcnow
 from .base import Repository, new_ext_id
 from .policies import PolicyRepository
 from .statements import insert_row
+from .transactions import Statements
 
 ADMIN_CHANGE_REASON = "changed-by-admin"
 INITIALIZED_REASON = "initialized"
@@ -53,13 +53,13 @@ def new_credential_row(
     }
 
 
-def insert_credential_row(connection: Connection, row: dict[str, Any]) -> int:
+def insert_credential_row(statements: Statements, row: dict[str, Any]) -> int:
     """INSERT the ``credentials`` row of a new credential (``new_credential_row``); its id."""
     table = Credential.__table__
-    if connection.dialect.name == "postgresql":
-        (credential_id,) = insert_row(table, row, returning=table.c.id).one_or_none(connection, row)
+    if statements.dialect.name == "postgresql":
+        (credential_id,) = insert_row(table, row, returning=table.c.id).one_or_none(statements, row)
         return credential_id
-    return insert_row(table, row).execute(connection, row)
+    return insert_row(table, row).execute(statements, row)
 
 
 class CredentialRepository(Repository):

@@ -10,12 +10,13 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..errors import DuplicateValue, InvalidData, NoRecord
 from ..models import Client, Policy
 from .base import Repository, new_ext_id
+from .statements import Prepared
 
 # What a new credential reads of its policy: the rest of the row is never shown with it.
 TERMS_COLUMNS = ("id", "ext_id", "policy_type", "parameters")
 
-# Where a session keeps the terms of default policies read along with a user
-# (``remember_default_terms``): {client id: {policy type: terms}}.
+# Where a request's statements keep the terms of default policies read along with a user
+# (``remember_default_terms``, the ``info`` of transactions.py): {client id: {type: terms}}.
 _DEFAULT_TERMS = "nevisidm.default_policy_terms"
 
 Model = TypeVar("Model")
@@ -49,23 +50,19 @@ def _policy_by_ext_id() -> Select:
     )
 
 
-@cache
-def _default_policy_terms() -> Select:
+def _terms_statement(**criteria: str) -> Select:
+    """The terms of the policy of a client that meets ``criteria`` (column: parameter)."""
     policies = Policy.__table__
     return select(*(policies.c[name] for name in TERMS_COLUMNS)).where(
         policies.c.client_id == bindparam("client_id"),
-        policies.c.policy_type == bindparam("policy_type"),
-        policies.c.is_default == true(),
+        *(policies.c[column] == bindparam(parameter) for column, parameter in criteria.items()),
     )
 
 
-@cache
-def _policy_terms_by_ext_id() -> Select:
-    policies = Policy.__table__
-    return select(*(policies.c[name] for name in TERMS_COLUMNS)).where(
-        policies.c.client_id == bindparam("client_id"),
-        policies.c.ext_id == bindparam("ext_id"),
-    )
+_DEFAULT_POLICY_TERMS = Prepared(
+    lambda: _terms_statement(policy_type="policy_type").where(Policy.is_default == true())
+)
+_POLICY_TERMS_BY_EXT_ID = Prepared(lambda: _terms_statement(ext_id="ext_id"))
 
 
 class PolicyRepository(Repository):
@@ -88,7 +85,7 @@ class PolicyRepository(Repository):
             parameters=parameters or {},
         )
         if default_policy:
-            self.session.info.pop(_DEFAULT_TERMS, None)
+            self.statements.info.pop(_DEFAULT_TERMS, None)
             # Serialise default changes per client (PostgreSQL row lock; SQLite writers are
             # serialised already), then retire the old default.
             self.session.execute(select(Client.id).where(Client.id == client.id).with_for_update())
@@ -138,30 +135,24 @@ class PolicyRepository(Repository):
         whose terms were remembered with the user (``remember_default_terms``). The policy
         returned is detached, so it can be shown and read but not changed; a new credential
         refers to it by ``id``."""
+        statements = self.statements
         if ext_id is None:
-            remembered = self.session.info.get(_DEFAULT_TERMS, {}).get(client_id, {})
+            remembered = statements.info.get(_DEFAULT_TERMS, {}).get(client_id, {})
             terms = remembered.get(policy_type)
             if terms is None:
-                row = (
-                    self.session.connection()
-                    .execute(
-                        _default_policy_terms(),
-                        {"client_id": client_id, "policy_type": policy_type},
-                    )
-                    .one_or_none()
+                row = _DEFAULT_POLICY_TERMS.one_or_none(
+                    statements, {"client_id": client_id, "policy_type": policy_type}
                 )
                 if row is None:
                     raise NoRecord(f"Client '{client_ext_id}' has no default {policy_type}")
-                terms = row._asdict()
+                terms = dict(zip(TERMS_COLUMNS, row, strict=True))
         else:
-            row = (
-                self.session.connection()
-                .execute(_policy_terms_by_ext_id(), {"client_id": client_id, "ext_id": ext_id})
-                .one_or_none()
+            row = _POLICY_TERMS_BY_EXT_ID.one_or_none(
+                statements, {"client_id": client_id, "ext_id": ext_id}
             )
             if row is None:
                 raise NoRecord(f"No policy '{ext_id}' in client '{client_ext_id}'")
-            terms = row._asdict()
+            terms = dict(zip(TERMS_COLUMNS, row, strict=True))
         policy = detached_from_row(Policy, {"client_id": client_id, **terms})
         self._check_type(policy, policy_type)
         return policy
@@ -169,11 +160,11 @@ class PolicyRepository(Repository):
     def remember_default_terms(self, client_id: int, terms: list[dict[str, Any]]) -> None:
         """Keep the terms of a client's default policies, read by another query of this
         transaction (the user's, app/repositories/users.py), for ``terms_for_new_credential``:
-        a credential created for that user needs no query of its own for them. What a
-        session remembers goes with it at the end of the request, or when this repository
-        makes a new default."""
+        a credential created for that user needs no query of its own for them. What is
+        remembered goes at the end of the request, or when this repository makes a new
+        default."""
         by_type = {policy["policy_type"]: policy for policy in terms}
-        self.session.info.setdefault(_DEFAULT_TERMS, {})[client_id] = by_type
+        self.statements.info.setdefault(_DEFAULT_TERMS, {})[client_id] = by_type
 
     @staticmethod
     def _check_type(policy: Policy, policy_type: str) -> None:

@@ -6,8 +6,9 @@ models as for every other statement, but running a statement through ``Connectio
 costs several times what the database needs for it (an execution context, result metadata,
 events): about 60 us against 15 us for an indexed read on SQLite. ``Prepared`` keeps what
 SQLAlchemy compiled for the dialect (the SQL, the order of its parameters, the type
-conversions of each parameter and result column) and runs it on the DB-API cursor of the
-session's own connection, inside the session's transaction. Errors are SQLAlchemy's as
+conversions of each parameter and result column) and runs it on a DB-API cursor of the
+request's connection, in its transaction (the session's, or the request's own:
+app/repositories/transactions.py). Errors are SQLAlchemy's as
 usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
 unreachable database), and when the database has dropped the connection, it and the rest of
 the pool are discarded, as ``Connection.execute`` would do.
@@ -20,11 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Dialect, Table, bindparam, insert
+from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement, ColumnElement
+
+if TYPE_CHECKING:
+    from .transactions import RequestConnection, SessionStatements
+
+    # Where a statement runs (app/repositories/transactions.py).
+    Statements = SessionStatements | RequestConnection
 
 Processor = Callable[[Any], Any] | None
 
@@ -75,28 +82,32 @@ class Prepared:
             compiled = self._compiled[key] = _compile(self.statement, dialect)
         return compiled
 
-    def one_or_none(
-        self, connection: Connection, values: Mapping[str, Any]
-    ) -> tuple[Any, ...] | None:
-        compiled = self.compiled(connection.dialect)
-        row = _run(connection, compiled, values, lambda cursor: cursor.fetchone())
+    def one_or_none(self, on: Statements, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        compiled = self.compiled(on.dialect)
+        row = _run(on, compiled, values, lambda cursor: cursor.fetchone())
         return None if row is None else compiled.row(row)
 
-    def all(self, connection: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        compiled = self.compiled(connection.dialect)
-        rows = _run(connection, compiled, values, lambda cursor: cursor.fetchall())
+    def all(self, on: Statements, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        compiled = self.compiled(on.dialect)
+        rows = _run(on, compiled, values, lambda cursor: cursor.fetchall())
         return [compiled.row(row) for row in rows]
 
-    def execute(self, connection: Connection, values: Mapping[str, Any]) -> int | None:
+    def execute(self, on: Statements, values: Mapping[str, Any]) -> int | None:
         """Run a statement that returns no rows; the id of the row an INSERT made (SQLite's
         ``lastrowid``: on PostgreSQL, ask for it with ``RETURNING``)."""
-        compiled = self.compiled(connection.dialect)
-        return _run(connection, compiled, values, lambda cursor: cursor.lastrowid)
+        compiled = self.compiled(on.dialect)
+        return _run(on, compiled, values, lambda cursor: cursor.lastrowid)
 
-    def execute_many(self, connection: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
-        compiled = self.compiled(connection.dialect)
+    def execute_many(self, on: Statements, rows: Iterable[Mapping[str, Any]]) -> None:
+        compiled = self.compiled(on.dialect)
         batch = [compiled.parameters(values) for values in rows]
-        _call(connection, compiled.sql, lambda cursor: cursor.executemany(compiled.sql, batch))
+
+        def run(cursor):
+            cursor.executemany(compiled.sql, batch)
+
+        on_driver(
+            on, on.driver_connection(), compiled.sql, lambda driver: _with_cursor(driver, run)
+        )
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
@@ -113,32 +124,40 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     return _Compiled(compiled.string, bool(compiled.positional), binds, results)
 
 
-def _run(connection: Connection, compiled: _Compiled, values: Mapping[str, Any], fetch):
+def _with_cursor(driver_connection: Any, work: Callable[[Any], Any]) -> Any:
+    cursor = driver_connection.cursor()
+    try:
+        return work(cursor)
+    finally:
+        cursor.close()
+
+
+def _run(on: Statements, compiled: _Compiled, values: Mapping[str, Any], fetch):
     parameters = compiled.parameters(values)
 
     def run(cursor):
         cursor.execute(compiled.sql, parameters)
         return fetch(cursor)
 
-    return _call(connection, compiled.sql, run)
+    return on_driver(
+        on, on.driver_connection(), compiled.sql, lambda driver: _with_cursor(driver, run)
+    )
 
 
-def _call(connection: Connection, sql: str, work):
-    dialect = connection.dialect
-    driver_connection = connection.connection.driver_connection
+def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[Any], Any]):
+    """``work(driver_connection)``, with the driver's errors as SQLAlchemy's: IntegrityError
+    for a violated constraint, OperationalError for an unreachable database. When the
+    database has dropped the connection, it and the rest of the pool are discarded."""
+    dialect = on.dialect
     try:
-        cursor = driver_connection.cursor()
-        try:
-            return work(cursor)
-        finally:
-            cursor.close()
+        return work(driver_connection)
     except dialect.loaded_dbapi.Error as error:
         disconnected = dialect.is_disconnect(error, driver_connection, None)
         if disconnected:
             # The server went away (a restart, a failover): the pool's other connections
             # went with it. Replace them all rather than fail a request on each.
-            connection.invalidate(error)
-            connection.engine.dispose()
+            on.invalidate(error)
+            on.engine.dispose()
         # Parameters stay out of the error: they may carry secrets.
         raise DBAPIError.instance(
             sql,

@@ -134,23 +134,23 @@ class TicketRepository(CredentialRepository):
             "success_count": 0,
             "reset_count": 0,
         }
-        connection = self.session.connection()
+        statements = self.statements
         try:
-            if connection.dialect.name == "postgresql":
-                # One statement, atomic by itself: the view may run it outside a transaction
-                # (app/api/path.py, single_statement_write).
+            if statements.dialect.name == "postgresql":
+                # One statement, atomic by itself: the view may run it in autocommit
+                # (app/api/path.py, own_connection).
                 statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
                 (credential_id,) = statement.one_or_none(
-                    connection, {**credential_row, **ticket_row}
+                    statements, {**credential_row, **ticket_row}
                 )
             else:
-                credential_id = insert_credential_row(connection, credential_row)
+                credential_id = insert_credential_row(statements, credential_row)
                 insert_row(TicketCredential.__table__, ("id", *ticket_row)).execute(
-                    connection, {"id": credential_id, **ticket_row}
+                    statements, {"id": credential_id, **ticket_row}
                 )
-            self.session.commit()
+            statements.commit()
         except IntegrityError:
-            self.session.rollback()
+            statements.rollback()
             raise self._explain_conflict(
                 user_id, user_ext_id, client_ext_id, credential_row["ext_id"]
             ) from None

@@ -64,8 +64,7 @@ class UserRepository(Repository):
         ``PolicyRepository.remember_default_terms``: a credential created for this user in
         this request then needs no query of its own for its policy."""
         rows = _USER_WITH_CLIENT.all(
-            self.session.connection(),
-            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
+            self.statements, {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
         )
         if not rows:
             ClientRepository().get(client_ext_id)

@@ -102,15 +102,15 @@ class VascoRepository(CredentialRepository):
             now=now,
         )
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
-        connection = self.session.connection()
+        statements = self.statements
         try:
-            credential_id = insert_credential_row(connection, credential_row)
+            credential_id = insert_credential_row(statements, credential_row)
             insert_row(VascoTokenBlock.__table__, ("credential_id", *block_rows[0])).execute_many(
-                connection, [{"credential_id": credential_id, **block} for block in block_rows]
+                statements, [{"credential_id": credential_id, **block} for block in block_rows]
             )
-            self.session.commit()
+            statements.commit()
         except IntegrityError:
-            self.session.rollback()
+            statements.rollback()
             raise self._explain_conflict(
                 client_id, client_ext_id, credential_row["ext_id"]
             ) from None

@@ -397,19 +397,19 @@ def fail_sealing_the_second_block(monkeypatch) -> Callable[[], None]:
 
 
 def fail_writing_the_blocks(monkeypatch) -> Callable[[], None]:
-    # Every statement of a create goes to the driver through statements._call.
+    # Every statement of a create goes to the driver through statements.on_driver.
     statements: list[str] = []
-    call = app_statements._call
+    on_driver = app_statements.on_driver
 
-    def fail_blocks(connection, sql, work):
+    def fail_blocks(on, driver, sql, work):
         statements.append(sql)
         if sql.startswith("INSERT INTO vasco_token_blocks"):
             # The credential row is written by now: this failure is really half-way.
             assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
             raise RuntimeError("database failure in the middle of a create")
-        return call(connection, sql, work)
+        return on_driver(on, driver, sql, work)
 
-    monkeypatch.setattr(app_statements, "_call", fail_blocks)
+    monkeypatch.setattr(app_statements, "on_driver", fail_blocks)
     return monkeypatch.undo
 
 

@@ -13,9 +13,11 @@ from sqlalchemy import text
 
 from app.crypto import KeyConfigurationError
 from app.extensions import db
+from app.repositories.transactions import RequestConnection
 from app.repositories.vasco import associated_data
 from tests.api.test_vasco_create import create_vasco
 from tests.conftest import CORE, make_app
+from tests.support import count_rows
 
 VASCO_URL = f"{CORE}/acme/vasco"
 MARKER = b"DIGIPASS-SECRET-MARKER"
@@ -176,14 +178,15 @@ def test_a_failed_create_logs_no_block(client, admin, acme, app, caplog, monkeyp
     caplog.set_level(logging.DEBUG)
     sent, _ = secret_blocks("CR", "RO")
 
-    def failing_commit() -> None:
+    def failing_commit(connection) -> None:
         raise RuntimeError("commit failed")
 
-    with app.app_context():
-        monkeypatch.setattr(db.session, "commit", failing_commit)
+    # The create's transaction is on a connection of the request's own.
+    monkeypatch.setattr(RequestConnection, "commit", failing_commit)
     response = create_vasco(client, admin, vascoTokens=sent)
 
     assert response.status_code == 500
+    assert count_rows(app, "credentials") == 0
     assert "unexpected error" in caplog.text  # the failure was logged ...
     assert all(token["data"] not in caplog.text for token in sent)  # ... without the blocks
     assert MARKER.decode() not in caplog.text

@@ -1,0 +1,188 @@
+"""Where a request's plain statements (``Prepared``, statements.py) run, and their
+transaction.
+
+Most requests run them in the ORM session's transaction (``SessionStatements``), beside
+whatever the session loads. The views that create credentials run nothing but plain
+statements, so they need none of the session's bookkeeping: ``own_connection`` gives such a
+request a pool connection of its own (``RequestConnection``), on which it begins, commits
+and rolls back with the driver's calls alone. A ticket create costs about 100 us less
+that way (BENCHMARKS.md).
+
+Both kinds offer what a repository needs: the driver connection to run a statement on
+(which begins the transaction, ``BEGIN IMMEDIATE`` in the writers' queue for an SQLite
+write request, app/database.py), ``commit``, ``rollback``, and ``info``, a dict for what the
+transaction has read and may use again (the terms of default policies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import g, has_app_context
+from sqlalchemy import Dialect, Engine
+from sqlalchemy.orm import Session
+
+from ..database import begin_sqlite_transaction
+from ..extensions import db
+from .statements import on_driver
+
+# Where a request keeps its own connection (``own_connection``).
+_REQUEST_CONNECTION = "nevisidm_request_connection"
+
+
+class SessionStatements:
+    """Plain statements in the ORM session's transaction, on the session's connection."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.session.get_bind().dialect
+
+    @property
+    def engine(self) -> Engine:
+        return self.session.get_bind()
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.session.info
+
+    def driver_connection(self) -> Any:
+        """The driver's connection, in the session's transaction (begun if none is open)."""
+        return self.session.connection().connection.driver_connection
+
+    def invalidate(self, error: BaseException) -> None:
+        """The connection is broken: the session's transaction is over, and the pool will
+        not hand the connection out again."""
+        self.session.connection().invalidate(error)
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+
+class RequestConnection:
+    """A pool connection of the request's own, for statements outside the ORM session.
+
+    Checked out on the first statement, which also begins the transaction; ``commit`` and
+    ``rollback`` end it and return the connection to the pool (a later statement checks one
+    out again); ``release``, at the end of the request, rolls back what is still open and
+    returns the connection.
+
+    ``autocommit`` is for a request whose write is a single statement and whose reads need
+    no common snapshot: on PostgreSQL its statements then commit themselves, which saves the
+    BEGIN and COMMIT round trips. Nothing changes on SQLite, where a write request holds the
+    write lock from its first statement.
+    """
+
+    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.info: dict[str, Any] = {}
+        self._autocommit = autocommit and self.dialect.name == "postgresql"
+        self._pooled: Any = None  # SQLAlchemy's pool proxy of the driver connection
+        self._driver: Any = None
+        self._in_transaction = False
+
+    def driver_connection(self) -> Any:
+        if not self._in_transaction:
+            self._begin()
+        return self._driver
+
+    def _begin(self) -> None:
+        if self._pooled is None:
+            # The pool's own checkout: its events run (app/database.py), and a failure to
+            # connect is SQLAlchemy's OperationalError, as for the session.
+            self._pooled = self.engine.raw_connection()
+            self._driver = self._pooled.driver_connection
+            if self._autocommit:
+                self._driver.autocommit = True
+        if self.dialect.name == "sqlite":
+            begin_sqlite_transaction(self._pooled.dbapi_connection, self.dialect)
+        # psycopg begins a transaction by itself on the first statement; in autocommit there
+        # is none to end.
+        self._in_transaction = not self._autocommit
+
+    def commit(self) -> None:
+        self._end("COMMIT", lambda driver: driver.commit())
+
+    def rollback(self) -> None:
+        self._end("ROLLBACK", lambda driver: driver.rollback())
+
+    def _end(self, sql: str, end: Callable[[Any], None]) -> None:
+        """End the transaction and give the connection back at once, as the session does:
+        what the request does next (explaining a conflict through the session) must not
+        need a second connection while it holds this one."""
+        try:
+            if self._in_transaction:
+                self._in_transaction = False
+                on_driver(self, self._pooled.dbapi_connection, sql, end)
+        finally:
+            self.release()
+
+    def invalidate(self, error: BaseException) -> None:
+        """The connection is broken: forget it; the pool will not hand it out again."""
+        pooled, self._pooled, self._driver = self._pooled, None, None
+        self._in_transaction = False
+        if pooled is not None:
+            pooled.invalidate(error)
+
+    def release(self) -> None:
+        """Roll back what is still open and give the connection back to the pool."""
+        pooled = self._pooled
+        if pooled is None:
+            return
+        self._pooled = self._driver = None
+        in_transaction, self._in_transaction = self._in_transaction, False
+        try:
+            if in_transaction:
+                pooled.dbapi_connection.rollback()
+            if self._autocommit:
+                pooled.driver_connection.autocommit = False
+        except self.dialect.loaded_dbapi.Error as error:
+            # The request is answered already: a connection that cannot be reset is not
+            # given out again.
+            pooled.invalidate(error)
+        finally:
+            pooled.close()
+
+
+# Where a plain statement runs.
+Statements = SessionStatements | RequestConnection
+
+
+def current_statements() -> Statements:
+    """Where this request's plain statements run: its own connection (``own_connection``),
+    else the ORM session's transaction."""
+    if has_app_context():
+        connection = g.get(_REQUEST_CONNECTION)
+        if connection is not None:
+            return connection
+    return SessionStatements(db.session)
+
+
+def own_connection(*, autocommit: bool = False) -> RequestConnection:
+    """Run the rest of this request's plain statements on a connection of its own.
+
+    Whatever the session did before (an api key's lookup) is committed first: on SQLite its
+    transaction would hold the writers' queue that this connection is about to join. The
+    connection goes back to the pool when the request ends (``release_own_connection``).
+    """
+    if db.session.registry.has():
+        session = db.session()
+        if session.in_transaction():
+            session.commit()
+    connection = RequestConnection(db.engine, autocommit=autocommit)
+    setattr(g, _REQUEST_CONNECTION, connection)
+    return connection
+
+
+def release_own_connection(error: BaseException | None = None) -> None:
+    """Teardown: the request's own connection, if it had one, goes back to the pool."""
+    connection = g.pop(_REQUEST_CONNECTION, None)
+    if connection is not None:
+        connection.release()
