@@ -17,6 +17,7 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from marshmallow import Schema
 from sqlalchemy import create_engine, text
 
 from app import create_app
@@ -25,10 +26,26 @@ from app.config import TestConfig, normalise_database_url
 from app.extensions import db
 from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
+from app.schemas.dumping import Dumper
 
 CORE = "/nevisidm/api/core/v1"
 
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(autouse=True)
+def dumped_as_marshmallow_dumps(monkeypatch) -> None:
+    """Every response body the tests make is checked against marshmallow's own dump of it
+    (app/schemas/dumping.py dumps them more cheaply), key order included."""
+    dump = Dumper.__call__
+
+    def checked(dumper: Dumper, obj: Any) -> dict[str, Any]:
+        result = dump(dumper, obj)
+        expected = Schema._serialize(dumper.schema, obj)
+        assert list(result.items()) == list(expected.items()), type(dumper.schema).__name__
+        return result
+
+    monkeypatch.setattr(Dumper, "__call__", checked)
 
 
 def make_app(database_url: str, **settings: Any) -> Flask:

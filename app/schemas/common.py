@@ -9,6 +9,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, fields, post_load, validate
 
 from ..models import STATES
+from .dumping import Dumper
 
 # extIds travel in URL paths: no '/', no control characters, no surrounding blanks.
 _EXT_ID = re.compile(r"(?=\S)(?!.*\s\Z)[^/\x00-\x1f\x7f]{1,255}\Z")
@@ -30,7 +31,23 @@ class CreateSchema(InputSchema):
 
 
 class OutputSchema(Schema):
-    """A response body; fields are dumped in declaration order."""
+    """A response body; fields are dumped in declaration order, by a ``Dumper`` planned on
+    the first dump (app/schemas/dumping.py): what marshmallow would dump, at a fraction of
+    the cost."""
+
+    # The schema's Dumper; False when marshmallow must dump it (``Dumper.applies_to``).
+    _dumper: Dumper | bool | None = None
+
+    def dump(self, obj: Any, *, many: bool | None = None) -> Any:
+        many = self.many if many is None else bool(many)
+        dumper = self._dumper
+        if dumper is None:
+            dumper = self._dumper = Dumper(self) if Dumper.applies_to(self) else False
+        if dumper is False or (many and obj is None):
+            return super().dump(obj, many=many)
+        if many:
+            return [dumper(item) for item in obj]
+        return dumper(obj)
 
 
 class UtcDateTime(fields.Field):
