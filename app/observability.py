@@ -18,9 +18,9 @@ import json
 import logging
 import os
 import re
+import secrets
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -144,7 +144,7 @@ def request_id_from(header: str | None) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one."""
     if header and _SANE_REQUEST_ID.fullmatch(header):
         return header
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 def start_request() -> None:

@@ -11,14 +11,17 @@ import sqlite3
 import urllib.request
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, inspect, text
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.orm.exc import DetachedInstanceError
 
 from app.auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS, BootstrapPrincipal
 from app.database import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWriterConnection
 from app.extensions import db
-from app.models import Principal
+from app.models import TICKET_POLICY, Policy, Principal
 from app.repositories import principals
 from app.repositories import statements as app_statements
+from app.repositories.policies import detached_from_row
 from tests.conftest import CORE, bearer, make_app
 from tests.support import count_rows, gunicorn
 
@@ -201,3 +204,19 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
     else:
         assert seen == [("SELECT", True), ("INSERT", True), ("INSERT", True)]
     assert count_rows(app, "ticket_credentials") == 1
+
+
+def test_objects_built_from_plain_rows_are_detached_with_their_identity(app):
+    # The hot paths build their objects from plain rows (app/repositories/policies.py).
+    with app.app_context():
+        row = {"id": 7, "ext_id": "p", "policy_type": TICKET_POLICY, "parameters": {}}
+        policy = detached_from_row(Policy, {**row, "client_id": 3})
+        state = inspect(policy)
+        assert state.detached
+        assert state.key == inspect(Policy).identity_key_from_primary_key([7])
+        assert (policy.id, policy.ext_id, policy.client_id, policy.parameters) == (7, "p", 3, {})
+        with pytest.raises(DetachedInstanceError):
+            _ = policy.name  # a column the row did not have
+        with pytest.raises(InvalidRequestError):
+            _ = policy.client  # a relationship nobody set
+        assert not state.modified

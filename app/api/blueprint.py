@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
+import flask
 import flask_smorest
 from apispec import APISpec
 from flask import Flask, Request
@@ -39,6 +41,15 @@ def _is_json(mimetype: str) -> bool:
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# ``json.loads`` with ``parse_constant`` makes a new decoder for every document.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body, parse_constant=_reject_constant)``, with one decoder for all."""
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
 
 
 UNSTORABLE = "Must not contain NUL characters or unpaired surrogates (\\u0000, \\ud800-\\udfff)."
@@ -94,7 +105,7 @@ class ContractParser(FlaskParser):
         if not body:
             raise MalformedBody("A JSON object body is required (it may be {})")
         try:
-            document = json.loads(body, parse_constant=_reject_constant)
+            document = _loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedBody(f"The body is not valid JSON: {error}") from None
         except RecursionError:
@@ -154,6 +165,13 @@ def error_statuses(
     return sorted(statuses)
 
 
+# What webargs' use_args takes beyond the documentation: a view using any of them is parsed
+# by webargs itself.
+_PARSING_OPTIONS = frozenset(
+    {"unknown", "validate", "error_status_code", "error_headers", "as_kwargs", "arg_name"}
+)
+
+
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = ContractParser()
 
@@ -161,10 +179,44 @@ class Blueprint(flask_smorest.Blueprint):
         super().__init__(*args, **kwargs)
         self._prepare_doc_cbks.append(self._prepare_error_responses_doc)
 
-    def arguments(self, schema: type[Schema] | Schema, *args: Any, **kwargs: Any) -> Any:
-        """flask-smorest's ``arguments``, with the schema made once: given a class, webargs
-        would make a new instance (copying every field) for each request it parses."""
-        return super().arguments(resolve_schema_instance(schema), *args, **kwargs)
+    def arguments(
+        self, schema: type[Schema] | Schema, *args: Any, location: str = "json", **kwargs: Any
+    ) -> Any:
+        """flask-smorest's ``arguments``, with the schema made once (given a class, webargs
+        would make a new instance, copying every field, for each request it parses).
+
+        A JSON body is parsed here, as webargs parses it with this blueprint's parser
+        (``ContractParser.load_json``, then the schema's ``load``, its errors through
+        ``handle_error``) but without webargs' generic steps around them; flask-smorest
+        still documents it."""
+        schema = resolve_schema_instance(schema)
+        documented = super().arguments(schema, *args, location=location, **kwargs)
+        if location != "json" or _PARSING_OPTIONS.intersection(kwargs):
+            return documented
+        parser = self.ARGUMENTS_PARSER
+
+        def decorator(view: F) -> F:
+            documented_view = documented(view)
+
+            @wraps(view)
+            def wrapper(*view_args: Any, **view_kwargs: Any) -> Any:
+                document = parser.load_json(flask.request, schema)
+                try:
+                    fields = schema.load(document)
+                except ValidationError as error:
+                    parser.handle_error(
+                        ValidationError({location: error.messages}),
+                        flask.request,
+                        schema,
+                        error_status_code=None,
+                        error_headers=None,
+                    )
+                return view(*view_args, fields, **view_kwargs)
+
+            wrapper._apidoc = documented_view._apidoc  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
 
     def error_response(self, status: int, description: str | None = None) -> Callable[[F], F]:
         """Document an error status that ``error_statuses`` cannot tell from the view:
