@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from marshmallow import Schema, fields, post_dump
+from marshmallow import Schema, fields, missing, post_dump
 
 from app.schemas.common import OutputSchema, UtcDateTime
 from app.schemas.dumping import Dumper
@@ -90,8 +90,22 @@ def test_a_schema_with_hooks_or_constants_is_left_to_marshmallow():
     class Constant(OutputSchema):
         kind = fields.Constant("fixed")
 
-    hooked, constant = Hooked(), Constant()
+    class OwnAccessor(OutputSchema):
+        name = fields.String()
+
+        def get_attribute(self, obj, attr, default):
+            return f"<{obj[attr]}>"
+
+    class OwnValue(fields.String):
+        def get_value(self, obj, attr, accessor=None, default=missing):
+            return "own"
+
+    class OwnFieldAccess(OutputSchema):
+        name = OwnValue()
+
+    hooked, constant, accessor, access = Hooked(), Constant(), OwnAccessor(), OwnFieldAccess()
     assert hooked.dump({"name": "x"}) == {"name": "X"}
     assert constant.dump({}) == {"kind": "fixed"}
-    assert hooked._dumper is False
-    assert constant._dumper is False
+    assert accessor.dump({"name": "x"}) == {"name": "<x>"}
+    assert access.dump({"name": "x"}) == {"name": "own"}
+    assert [schema._dumper for schema in (hooked, constant, accessor, access)] == [False] * 4

@@ -1,8 +1,9 @@
 """The blueprint class every resource uses, with the request-body rules of the contract and
 the error responses of each operation's OpenAPI document.
 
-Bodies are parsed by webargs (through flask-smorest's ``@blp.arguments``) with a parser that
-speaks the contract: another media type is 415, a body that is not a JSON object is 400,
+Bodies are parsed with a parser that speaks the contract (JSON bodies by
+``Blueprint.arguments`` itself, query arguments by webargs, both through flask-smorest's
+``@blp.arguments``): another media type is 415, a body that is not a JSON object is 400,
 and a schema error is 422 with one envelope entry per problem.
 
 The error responses an operation documents are derived here, in one place, from what the

@@ -110,7 +110,6 @@ class TicketRepository(CredentialRepository):
         the session, with its user, client and policy attached for the response.
         """
         client = user.client
-        # Read now: a rollback expires the loaded objects.
         user_id, user_ext_id, client_ext_id = user.id, user.ext_id, client.ext_id
         policy = PolicyRepository().terms_for_new_credential(
             user.client_id, client_ext_id, policy_ext_id, TICKET_POLICY
@@ -138,7 +137,7 @@ class TicketRepository(CredentialRepository):
         try:
             if statements.dialect.name == "postgresql":
                 # One statement, atomic by itself: the view may run it in autocommit
-                # (app/api/path.py, own_connection).
+                # (``plain_statements`` in app/api/path.py).
                 statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
                 (credential_id,) = statement.one_or_none(
                     statements, {**credential_row, **ticket_row}

@@ -21,6 +21,7 @@ from typing import Any
 
 from flask import g, has_app_context
 from sqlalchemy import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..database import begin_sqlite_transaction
@@ -95,9 +96,20 @@ class RequestConnection:
 
     def _begin(self) -> None:
         if self._pooled is None:
-            # The pool's own checkout: its events run (app/database.py), and a failure to
-            # connect is SQLAlchemy's OperationalError, as for the session.
-            self._pooled = self.engine.raw_connection()
+            # The pool's own checkout, whose events run (app/database.py). The pool lets the
+            # driver's error through: a failure to connect is made SQLAlchemy's
+            # OperationalError here, as the session's connection makes it (503).
+            try:
+                self._pooled = self.engine.raw_connection()
+            except self.dialect.loaded_dbapi.Error as error:
+                raise DBAPIError.instance(
+                    None,
+                    None,
+                    error,
+                    self.dialect.loaded_dbapi.Error,
+                    hide_parameters=True,
+                    dialect=self.dialect,
+                ) from error
             self._driver = self._pooled.driver_connection
             if self._autocommit:
                 self._driver.autocommit = True

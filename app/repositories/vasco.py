@@ -85,7 +85,6 @@ class VascoRepository(CredentialRepository):
         The credential returned is the committed row, detached from the session, with its
         client and policy attached and its blocks revealed on ``vasco_tokens``.
         """
-        # Read now: a rollback expires the loaded objects.
         client_id, client_ext_id = client.id, client.ext_id
         policy = PolicyRepository().terms_for_new_credential(
             client_id, client_ext_id, policy_ext_id, VASCO_POLICY

@@ -10,8 +10,9 @@ to the field itself, and a value the object does not have (for which marshmallow
 ``dump_default`` or leaves the key out) to ``Field.serialize``: the result is marshmallow's
 in every case. The test suite checks that on every response it makes (tests/conftest.py).
 
-Schemas with ``pre_dump`` or ``post_dump`` hooks, or with a field that takes no value from
-the object, are dumped by marshmallow.
+Schemas the plan would not do justice to are dumped by marshmallow (``Dumper.applies_to``):
+those with dump hooks or their own accessor, and those with a field that takes no value
+from the object or finds or serializes its value in its own way.
 """
 
 from __future__ import annotations
@@ -73,10 +74,18 @@ class Dumper:
 
     @staticmethod
     def applies_to(schema: Schema) -> bool:
-        """Not for a schema with dump hooks, nor one with a field that takes no value from
-        the object (a ``Constant``)."""
-        return not (schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]) and all(
-            field._CHECK_ATTRIBUTE for field in schema.dump_fields.values()
+        """Not for a schema with dump hooks, its own accessor or result class, nor one with
+        a field that takes no value from the object (a ``Constant``) or finds its value or
+        serializes in its own way: the plan would bypass them."""
+        if schema._hooks[PRE_DUMP] or schema._hooks[POST_DUMP]:
+            return False
+        if type(schema).get_attribute is not Schema.get_attribute or schema.dict_class is not dict:
+            return False
+        return all(
+            field._CHECK_ATTRIBUTE
+            and type(field).get_value is fields.Field.get_value
+            and type(field).serialize is fields.Field.serialize
+            for field in schema.dump_fields.values()
         )
 
     def __call__(self, obj: Any) -> dict[str, Any]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
+from sqlalchemy import event
 
 from app.auth import PERMISSIONS
+from app.extensions import db
 from tests.conftest import CORE, bearer, make_app
+from tests.support import count_rows
 
 TICKET_URL = f"{CORE}/acme/users/alice/ticket"
 
@@ -99,3 +104,28 @@ def test_unreachable_database_is_503(unreachable):
     assert_envelope(response, 503, "errors.serviceUnavailable")
     text = response.get_data(as_text=True)
     assert "SELECT" not in text and "127.0.0.1" not in text and "sqlite" not in text
+
+
+@pytest.mark.parametrize("create", ["ticket", "vasco"])
+def test_a_create_is_503_when_the_database_cannot_be_reached(app, client, admin, acme, create):
+    # The api key is cached by now (the fixtures' requests): the first connection the request
+    # asks for is the create's own (app/repositories/transactions.py).
+    with app.app_context():
+        engine = db.engine
+    engine.dispose()
+
+    def unreachable(dialect, connection_record, cargs, cparams):
+        raise dialect.loaded_dbapi.OperationalError("the database host is down")
+
+    event.listen(engine, "do_connect", unreachable)
+    try:
+        if create == "ticket":
+            response = client.post(TICKET_URL, json={}, headers=admin)
+        else:
+            data = base64.b64encode(b"digipass block").decode()
+            body = {"vascoTokens": [{"authMode": "CR", "data": data}]}
+            response = client.post(f"{CORE}/acme/vasco", json=body, headers=admin)
+    finally:
+        event.remove(engine, "do_connect", unreachable)
+    assert_envelope(response, 503, "errors.serviceUnavailable")
+    assert count_rows(app, "credentials") == 0
