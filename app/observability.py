@@ -119,6 +119,10 @@ def configure_logging(level: int) -> None:
     The handler goes on the root logger, once per process however many apps are created;
     other handlers (pytest's ``caplog``) are left in place and keep receiving records.
     """
+    # No record needs the file, line and function it was logged from (JsonFormatter leaves
+    # them out): the logging HOWTO's "Optimization" setting spares a walk up the stack for
+    # every record.
+    logging._srcfile = None
     root = logging.getLogger()
     if not any(isinstance(handler, StderrHandler) for handler in root.handlers):
         handler = StderrHandler()
