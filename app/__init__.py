@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 from flask import Flask
@@ -43,9 +45,29 @@ POSTGRESQL_CONNECT_ARGS = {
 }
 
 
+class App(Flask):
+    """The service's Flask app.
+
+    ``ensure_sync`` is Flask's, remembered for plain functions: Flask and flask-smorest ask
+    it about every view, wrapper and hook on every request, and each time it asks
+    ``inspect`` whether the function is a coroutine function."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync_functions: dict[FunctionType, Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if type(func) is not FunctionType:
+            return super().ensure_sync(func)
+        sync = self._sync_functions.get(func)
+        if sync is None:
+            sync = self._sync_functions[func] = super().ensure_sync(func)
+        return sync
+
+
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     """Build the service. ``config`` is a class or mapping overriding ``Config``."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = App(__name__, instance_relative_config=True)
     app.json.sort_keys = False  # fields in the seeds' order
     app.config.from_object(Config)
     if isinstance(config, dict):

@@ -152,42 +152,47 @@ def request_id_from(header: str | None) -> str:
 
 
 def start_request() -> None:
-    g.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
-    g.request_started = time.perf_counter()
+    state = g._get_current_object()
+    state.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    state.request_started = time.perf_counter()
 
 
 def finish_request(response: Response) -> Response:
     """Headers every response carries, the metrics, and the one log line of the request."""
+    # The request and its globals, looked up once (each use of the proxies looks them up).
+    current, state = request._get_current_object(), g._get_current_object()
+    path, status = current.path, response.status_code
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if response.status_code == 204:
+    if status == 204:
         del response.headers["Content-Type"]  # no content, so no type
-    if request.path.startswith(API_PREFIX):
+    if path.startswith(API_PREFIX):
         response.headers["Cache-Control"] = "no-store"
-    request_id = g.get("request_id") or request_id_from(None)
+    request_id = state.get("request_id") or request_id_from(None)
     response.headers[REQUEST_ID_HEADER] = request_id
 
-    started = g.get("request_started")
+    started = state.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
-    method = request.method if request.method in HTTP_METHODS else "other"
-    HTTP_REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
+    rule = current.url_rule
+    endpoint = rule.rule if rule is not None else "unmatched"
+    method = current.method if current.method in HTTP_METHODS else "other"
+    HTTP_REQUESTS.labels(endpoint, method, str(status)).inc()
     HTTP_REQUEST_DURATION.labels(endpoint, method).observe(seconds)
-    credential_type = CREDENTIAL_CREATE_ENDPOINTS.get(request.endpoint or "")
-    if credential_type and response.status_code == 201:
+    credential_type = CREDENTIAL_CREATE_ENDPOINTS.get(current.endpoint or "")
+    if credential_type and status == 201:
         CREDENTIALS_CREATED.labels(credential_type).inc()
 
     # The path only: query strings and bodies stay out of the log.
     request_log.info(
         "%s %s %s",
-        request.method,
-        request.path,
-        response.status_code,
+        current.method,
+        path,
+        status,
         extra={
             "request_id": request_id,
-            "principal": g.get("principal_name"),
-            "method": request.method,
-            "path": request.path,
-            "status": response.status_code,
+            "principal": state.get("principal_name"),
+            "method": current.method,
+            "path": path,
+            "status": status,
             "duration_ms": round(seconds * 1000, 3),
         },
     )

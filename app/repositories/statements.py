@@ -45,6 +45,13 @@ class _Compiled:
     # The conversion of each result column, None where the driver's value is final.
     results: tuple[Processor, ...]
 
+    def __post_init__(self) -> None:
+        # Only the columns that have a conversion are visited for each row.
+        conversions = tuple(
+            (index, convert) for index, convert in enumerate(self.results) if convert is not None
+        )
+        object.__setattr__(self, "_conversions", conversions)
+
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         converted = [
             (name, values[name] if convert is None else convert(values[name]))
@@ -55,10 +62,14 @@ class _Compiled:
         return dict(converted)
 
     def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        return tuple(
-            value if convert is None else convert(value)
-            for value, convert in zip(raw, self.results, strict=True)
-        )
+        if len(raw) != len(self.results):
+            raise ValueError(f"{len(raw)} columns where {len(self.results)} were expected")
+        if not self._conversions:
+            return tuple(raw)
+        values = list(raw)
+        for index, convert in self._conversions:
+            values[index] = convert(values[index])
+        return tuple(values)
 
 
 class Prepared:
