@@ -152,23 +152,11 @@ def migrate(database_url: str, encryption_key: str) -> None:
 @contextlib.contextmanager
 def postgresql_schema(server_url: str) -> Iterator[str]:
     """A schema of our own on the server, dropped afterwards; yields the URL that uses it."""
-    from sqlalchemy import create_engine, text
+    from tests.support import postgresql_schema as own_schema
 
-    from app.config import normalise_database_url
-
-    server_url = normalise_database_url(server_url)
-    schema = f"bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in server_url else "?"
-    try:
-        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-        log(f"dropped PostgreSQL schema {schema}")
+    with own_schema(server_url, prefix="bench") as url:
+        yield url
+    log("dropped the bench's PostgreSQL schema")
 
 
 def seed_client(database_url: str, encryption_key: str) -> None:

@@ -7,8 +7,8 @@ schema of their own, so that several runs can share one server.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,15 +18,16 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from marshmallow import Schema
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from app import create_app
 from app.auth import PERMISSIONS
-from app.config import TestConfig, normalise_database_url
+from app.config import TestConfig
 from app.extensions import db
 from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
 from app.schemas.dumping import Dumper
+from tests.support import postgresql_schema
 
 CORE = "/nevisidm/api/core/v1"
 
@@ -53,38 +54,22 @@ def make_app(database_url: str, **settings: Any) -> Flask:
     return create_app(config)
 
 
-def _with_search_path(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(scope="session", params=DATABASES)
 def database_url(request, tmp_path_factory) -> Iterator[str]:
     """A database migrated to the newest revision, for the whole session."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-        cleanup = None
-    else:
-        server_url = normalise_database_url(os.environ["TEST_DATABASE_URL"])
-        schema = f"test_{os.getpid()}_{secrets.token_hex(3)}"
-        admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = _with_search_path(server_url, schema)
-
-        def cleanup() -> None:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-
-    app = make_app(url)
-    init_migrations(app)
-    with app.app_context():
-        flask_migrate.upgrade()
-        db.engine.dispose()
-    yield url
-    if cleanup:
-        cleanup()
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
+        else:
+            url = stack.enter_context(
+                postgresql_schema(os.environ["TEST_DATABASE_URL"], prefix="test")
+            )
+        app = make_app(url)
+        init_migrations(app)
+        with app.app_context():
+            flask_migrate.upgrade()
+            db.engine.dispose()
+        yield url
 
 
 def empty_tables(app: Flask) -> None:

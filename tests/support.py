@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -14,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 
+from app.config import normalise_database_url
 from app.extensions import db
 
 # Contract section 6: what every new credential shows, with the JSON type of each value.
@@ -187,3 +189,21 @@ def gunicorn(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def postgresql_schema(server_url: str, prefix: str) -> Iterator[str]:
+    """A schema of our own on the PostgreSQL server, dropped afterwards; yields the URL whose
+    connections use it (the tests, the fuzz run and the bench never touch ``public``)."""
+    server_url = normalise_database_url(server_url)
+    schema = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in server_url else "?"
+    try:
+        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..errors import ApiError
 from ..extensions import db
-from .transactions import RequestConnection, SessionStatements, current_statements
+from .transactions import Statements, current_statements
 
 
 def new_ext_id() -> str:
@@ -24,7 +24,7 @@ class Repository:
         return db.session
 
     @property
-    def statements(self) -> SessionStatements | RequestConnection:
+    def statements(self) -> Statements:
         """Where this request's plain statements run (app/repositories/transactions.py)."""
         return current_statements()
 

@@ -21,7 +21,6 @@ from typing import Any
 
 from flask import g, has_app_context
 from sqlalchemy import Dialect, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ..database import begin_sqlite_transaction
@@ -97,19 +96,9 @@ class RequestConnection:
     def _begin(self) -> None:
         if self._pooled is None:
             # The pool's own checkout, whose events run (app/database.py). The pool lets the
-            # driver's error through: a failure to connect is made SQLAlchemy's
-            # OperationalError here, as the session's connection makes it (503).
-            try:
-                self._pooled = self.engine.raw_connection()
-            except self.dialect.loaded_dbapi.Error as error:
-                raise DBAPIError.instance(
-                    None,
-                    None,
-                    error,
-                    self.dialect.loaded_dbapi.Error,
-                    hide_parameters=True,
-                    dialect=self.dialect,
-                ) from error
+            # driver's error through: ``on_driver`` makes a failure to connect SQLAlchemy's
+            # OperationalError, as the session's connection makes it (503).
+            self._pooled = on_driver(self, None, "connect", lambda _: self.engine.raw_connection())
             self._driver = self._pooled.driver_connection
             if self._autocommit:
                 self._driver.autocommit = True

@@ -28,11 +28,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
-from app.config import normalise_database_url
 from tests.conftest import DATABASES
-from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY, gunicorn
+from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY, gunicorn, postgresql_schema
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FUZZ"), reason="schema fuzzing runs with `make fuzz` (FUZZ=1)"
@@ -73,18 +71,8 @@ def fuzz_database(request) -> Iterator[str]:
         path = request.getfixturevalue("tmp_path") / "fuzz.db"
         yield f"sqlite:///{path}"
         return
-    server_url = os.environ["TEST_DATABASE_URL"]
-    schema = f"fuzz_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(normalise_database_url(server_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in server_url else "?"
-    try:
-        yield f"{server_url}{separator}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgresql_schema(os.environ["TEST_DATABASE_URL"], prefix="fuzz") as url:
+        yield url
 
 
 @pytest.fixture
