@@ -177,7 +177,8 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
 ):
     # PostgreSQL: no BEGIN and COMMIT round trips around the one INSERT (a data-modifying
     # WITH, atomic by itself), whether or not the api key had to be looked up first.
-    # SQLite: the user's read and both INSERTs in one transaction holding the write lock.
+    # SQLite: the user's read by itself, then both INSERTs in one transaction: the writers'
+    # queue is held for the writes alone.
     if not principal_cached:
         with app.app_context():
             principals.PrincipalCache.of_app().clear()
@@ -202,7 +203,7 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
         with app.app_context(), engine.connect() as connection:
             assert connection.connection.driver_connection.autocommit is False
     else:
-        assert seen == [("SELECT", True), ("INSERT", True), ("INSERT", True)]
+        assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
     assert count_rows(app, "ticket_credentials") == 1
 
 
@@ -220,3 +221,31 @@ def test_objects_built_from_plain_rows_are_detached_with_their_identity(app):
         with pytest.raises(InvalidRequestError):
             _ = policy.client  # a relationship nobody set
         assert not state.modified
+
+
+def test_a_vasco_create_reads_apart_and_writes_in_one_transaction(
+    client, admin, acme, app, monkeypatch
+):
+    # The client's read runs by itself; the credential's row and its blocks are written in
+    # one transaction, begun by the first INSERT (on SQLite: the writers' queue is held for
+    # the writes alone).
+    seen = []
+    on_driver = app_statements.on_driver
+
+    def note(on, driver, sql, work):
+        if isinstance(driver, sqlite3.Connection):
+            seen.append((sql.split()[0], driver.in_transaction))
+        else:
+            seen.append((sql.split()[0], not driver.autocommit))
+        return on_driver(on, driver, sql, work)
+
+    monkeypatch.setattr(app_statements, "on_driver", note)
+    data = base64.b64encode(b"digipass block").decode()
+    body = {"extId": "v1", "vascoTokens": [{"authMode": "CR", "data": data}]}
+    response = client.post(f"{CORE}/acme/vasco", json=body, headers=admin)
+    assert response.status_code == 201
+    assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
+    assert count_rows(app, "vasco_token_blocks") == 1
+    with app.app_context(), db.engine.connect() as connection:
+        if db.engine.dialect.name == "postgresql":
+            assert connection.connection.driver_connection.autocommit is False

@@ -44,6 +44,9 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     # The conversion of each result column, None where the driver's value is final.
     results: tuple[Processor, ...]
+    # Whether the statement changes rows (or locks them): it belongs in the write
+    # transaction of a connection whose reads run apart (transactions.py).
+    writes: bool
 
     def __post_init__(self) -> None:
         # Only the columns that have a conversion are visited for each row.
@@ -117,7 +120,10 @@ class Prepared:
             cursor.executemany(compiled.sql, batch)
 
         on_driver(
-            on, on.driver_connection(), compiled.sql, lambda driver: _with_cursor(driver, run)
+            on,
+            on.driver_connection(compiled.writes),
+            compiled.sql,
+            lambda driver: _with_cursor(driver, run),
         )
 
 
@@ -132,7 +138,13 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
-    return _Compiled(compiled.string, bool(compiled.positional), binds, results)
+    writes = bool(
+        compiled.isinsert
+        or compiled.isupdate
+        or compiled.isdelete
+        or getattr(statement, "_for_update_arg", None) is not None
+    )
+    return _Compiled(compiled.string, bool(compiled.positional), binds, results, writes)
 
 
 def _with_cursor(driver_connection: Any, work: Callable[[Any], Any]) -> Any:
@@ -151,7 +163,10 @@ def _run(on: Statements, compiled: _Compiled, values: Mapping[str, Any], fetch):
         return fetch(cursor)
 
     return on_driver(
-        on, on.driver_connection(), compiled.sql, lambda driver: _with_cursor(driver, run)
+        on,
+        on.driver_connection(compiled.writes),
+        compiled.sql,
+        lambda driver: _with_cursor(driver, run),
     )
 
 

@@ -136,8 +136,8 @@ class TicketRepository(CredentialRepository):
         statements = self.statements
         try:
             if statements.dialect.name == "postgresql":
-                # One statement, atomic by itself: the view may run it in autocommit
-                # (``plain_statements`` in app/api/path.py).
+                # One statement, atomic by itself: the view runs it in autocommit
+                # (``single_write``, app/api/path.py).
                 statement = _insert_credential_and_ticket(tuple(credential_row), tuple(ticket_row))
                 (credential_id,) = statement.one_or_none(
                     statements, {**credential_row, **ticket_row}

@@ -49,8 +49,9 @@ class SessionStatements:
     def info(self) -> dict[str, Any]:
         return self.session.info
 
-    def driver_connection(self) -> Any:
-        """The driver's connection, in the session's transaction (begun if none is open)."""
+    def driver_connection(self, writes: bool = True) -> Any:
+        """The driver's connection, in the session's transaction (begun if none is open),
+        whatever the statement does."""
         return self.session.connection().connection.driver_connection
 
     def invalidate(self, error: BaseException) -> None:
@@ -68,45 +69,64 @@ class SessionStatements:
 class RequestConnection:
     """A pool connection of the request's own, for statements outside the ORM session.
 
-    Checked out on the first statement, which also begins the transaction; ``commit`` and
-    ``rollback`` end it and return the connection to the pool (a later statement checks one
-    out again); ``release``, at the end of the request, rolls back what is still open and
-    returns the connection.
+    Checked out on the first statement. The transaction begins with the first statement too,
+    unless ``reads_apart``; ``commit`` and ``rollback`` end it and return the connection to
+    the pool (a later statement checks one out again); ``release``, at the end of the
+    request, rolls back what is still open and returns the connection.
 
-    ``autocommit`` is for a request whose write is a single statement and whose reads need
-    no common snapshot: on PostgreSQL its statements then commit themselves, which saves the
-    BEGIN and COMMIT round trips. Nothing changes on SQLite, where a write request holds the
-    write lock from its first statement.
+    ``reads_apart`` is for a request whose reads need no snapshot in common with its write:
+    the reads before the first write run outside any transaction, each by itself, and the
+    transaction begins with the first statement that writes. On SQLite that statement joins
+    the writers' queue, which is then held for the writes alone, not for the reads and the
+    Python work between them. ``single_write`` is for such a request whose write is a single
+    statement: on PostgreSQL that statement commits itself too, which saves the BEGIN and
+    COMMIT round trips; on SQLite it is the same as ``reads_apart``.
     """
 
-    def __init__(self, engine: Engine, *, autocommit: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, reads_apart: bool = False, single_write: bool = False
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect
         self.info: dict[str, Any] = {}
-        self._autocommit = autocommit and self.dialect.name == "postgresql"
+        postgresql = self.dialect.name == "postgresql"
+        self._reads_apart = reads_apart or single_write
+        # PostgreSQL's statements outside a transaction: psycopg's autocommit.
+        self._autocommit = self._reads_apart and postgresql
+        self._write_alone = single_write and postgresql
         self._pooled: Any = None  # SQLAlchemy's pool proxy of the driver connection
         self._driver: Any = None
         self._in_transaction = False
 
-    def driver_connection(self) -> Any:
-        if not self._in_transaction:
+    def driver_connection(self, writes: bool = True) -> Any:
+        """The driver's connection for the next statement, in the transaction where that
+        statement belongs: begun here unless the statement reads apart (``writes`` false) or
+        writes alone."""
+        if self._in_transaction:
+            return self._driver
+        if self._pooled is None:
+            self._check_out()
+        if (writes or not self._reads_apart) and not self._write_alone:
             self._begin()
         return self._driver
 
+    def _check_out(self) -> None:
+        # The pool's own checkout, whose events run (app/database.py). The pool lets the
+        # driver's error through: ``on_driver`` makes a failure to connect SQLAlchemy's
+        # OperationalError, as the session's connection makes it (503).
+        self._pooled = on_driver(self, None, "connect", lambda _: self.engine.raw_connection())
+        self._driver = self._pooled.driver_connection
+        if self._autocommit:
+            self._driver.autocommit = True
+
     def _begin(self) -> None:
-        if self._pooled is None:
-            # The pool's own checkout, whose events run (app/database.py). The pool lets the
-            # driver's error through: ``on_driver`` makes a failure to connect SQLAlchemy's
-            # OperationalError, as the session's connection makes it (503).
-            self._pooled = on_driver(self, None, "connect", lambda _: self.engine.raw_connection())
-            self._driver = self._pooled.driver_connection
-            if self._autocommit:
-                self._driver.autocommit = True
         if self.dialect.name == "sqlite":
+            # Without a BEGIN, each SQLite statement is a transaction of its own.
             begin_sqlite_transaction(self._pooled.dbapi_connection, self.dialect)
-        # psycopg begins a transaction by itself on the first statement; in autocommit there
-        # is none to end.
-        self._in_transaction = not self._autocommit
+        elif self._autocommit:
+            # psycopg begins a transaction by itself on the next statement.
+            self._driver.autocommit = False
+        self._in_transaction = True
 
     def commit(self) -> None:
         self._end("COMMIT", lambda driver: driver.commit())
@@ -143,6 +163,7 @@ class RequestConnection:
             if in_transaction:
                 pooled.dbapi_connection.rollback()
             if self._autocommit:
+                # The pool's connections are in transactions mode, as the session expects.
                 pooled.driver_connection.autocommit = False
         except self.dialect.loaded_dbapi.Error as error:
             # The request is answered already: a connection that cannot be reset is not
@@ -166,7 +187,7 @@ def current_statements() -> Statements:
     return SessionStatements(db.session)
 
 
-def own_connection(*, autocommit: bool = False) -> RequestConnection:
+def own_connection(*, reads_apart: bool = False, single_write: bool = False) -> RequestConnection:
     """Run the rest of this request's plain statements on a connection of its own.
 
     Whatever the session did before (an api key's lookup) is committed first: on SQLite its
@@ -177,7 +198,7 @@ def own_connection(*, autocommit: bool = False) -> RequestConnection:
         session = db.session()
         if session.in_transaction():
             session.commit()
-    connection = RequestConnection(db.engine, autocommit=autocommit)
+    connection = RequestConnection(db.engine, reads_apart=reads_apart, single_write=single_write)
     setattr(g, _REQUEST_CONNECTION, connection)
     return connection
 
