@@ -21,7 +21,6 @@ import re
 import secrets
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
@@ -69,6 +68,27 @@ CREDENTIALS_CREATED = Counter(
     ["type"],
 )
 
+
+class LabelledChildren:
+    """A metric's children by their label values, remembered: ``labels()`` checks and
+    converts its arguments under a lock on every call. The label values come from small
+    sets (see above), so the dict stays small."""
+
+    def __init__(self, metric: Counter | Histogram) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
+
+
+_REQUESTS_BY_LABELS = LabelledChildren(HTTP_REQUESTS)
+_DURATION_BY_LABELS = LabelledChildren(HTTP_REQUEST_DURATION)
+_CREATED_BY_TYPE = LabelledChildren(CREDENTIALS_CREATED)
+
 # LogRecord's own attributes; anything else on a record came in through ``extra=``.
 _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message",
@@ -76,15 +96,23 @@ _RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__d
 }
 
 
+# Every line is encoded by one encoder: ``json.dumps`` with options builds a new one per call.
+_JSON_LINE = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time, level, logger, message, request id, the record's
     ``extra=`` fields, and the traceback (as one string) when there is one."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        # The last second a record was written in, and its text (one tuple: threads may
+        # format at once).
+        self._last_second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "time": self._time(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -98,7 +126,17 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _JSON_LINE.encode(entry)
+
+    def _time(self, created: float) -> str:
+        """``2026-11-23T17:05:09.042Z``: UTC, to the millisecond (of the time rounded to the
+        microsecond, as ``datetime.fromtimestamp`` rounds it)."""
+        second, microseconds = divmod(round(created * 1_000_000), 1_000_000)
+        last, text = self._last_second
+        if second != last:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._last_second = (second, text)
+        return f"{text}.{microseconds // 1000:03d}Z"
 
 
 class StderrHandler(logging.StreamHandler):
@@ -123,6 +161,11 @@ def configure_logging(level: int) -> None:
     # them out): the logging HOWTO's "Optimization" setting spares a walk up the stack for
     # every record.
     logging._srcfile = None
+    # Nor the thread and process it was logged in (the same HOWTO section): each record
+    # would look them up.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     if not any(isinstance(handler, StderrHandler) for handler in root.handlers):
         handler = StderrHandler()
@@ -175,11 +218,11 @@ def finish_request(response: Response) -> Response:
     rule = current.url_rule
     endpoint = rule.rule if rule is not None else "unmatched"
     method = current.method if current.method in HTTP_METHODS else "other"
-    HTTP_REQUESTS.labels(endpoint, method, str(status)).inc()
-    HTTP_REQUEST_DURATION.labels(endpoint, method).observe(seconds)
+    _REQUESTS_BY_LABELS(endpoint, method, str(status)).inc()
+    _DURATION_BY_LABELS(endpoint, method).observe(seconds)
     credential_type = CREDENTIAL_CREATE_ENDPOINTS.get(current.endpoint or "")
     if credential_type and status == 201:
-        CREDENTIALS_CREATED.labels(credential_type).inc()
+        _CREATED_BY_TYPE(credential_type).inc()
 
     # The path only: query strings and bodies stay out of the log.
     request_log.info(

@@ -7,10 +7,12 @@ import base64
 import io
 import json
 import logging
+import re
 import runpy
 import secrets
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -82,7 +84,20 @@ def test_each_request_is_logged_once_as_json_with_its_outcome(client, named_key,
     assert entry["status"] == 201
     assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
     assert entry["level"] == "INFO"
-    assert entry["time"].endswith("Z")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+
+
+@pytest.mark.parametrize(
+    "created", [1795453509.042, 1795453509.0419998, 1795453509.9999996, 1795453510.0, 0.5]
+)
+def test_log_times_are_utc_to_the_millisecond(created):
+    record = logging.LogRecord("app.test", logging.INFO, "", 0, "hello", (), None)
+    record.created = created
+    formatter = JsonFormatter()
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    assert json.loads(formatter.format(record))["time"] == expected
+    # Again: the text of the second is reused.
+    assert json.loads(formatter.format(record))["time"] == expected
 
 
 def test_an_anonymous_request_is_logged_without_a_principal(client, json_log):

@@ -9,16 +9,20 @@ import json
 import os
 import sqlite3
 import urllib.request
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import delete, inspect, text
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.exc import DetachedInstanceError
+from sqlalchemy.types import TypeDecorator
 
 from app.auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS, BootstrapPrincipal
 from app.database import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWriterConnection
 from app.extensions import db
 from app.models import TICKET_POLICY, Policy, Principal
+from app.models.types import UTCDateTime
 from app.repositories import principals
 from app.repositories import statements as app_statements
 from app.repositories.policies import detached_from_row
@@ -249,3 +253,31 @@ def test_a_vasco_create_reads_apart_and_writes_in_one_transaction(
     with app.app_context(), db.engine.connect() as connection:
         if db.engine.dialect.name == "postgresql":
             assert connection.connection.driver_connection.autocommit is False
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 23, 17, 5, 9, tzinfo=UTC),
+        datetime(2026, 11, 23, 17, 5, 9, 120034, tzinfo=UTC),
+        datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))),  # another day in UTC
+        datetime(83, 1, 2, 3, 4, 5, tzinfo=UTC),  # a year of fewer than four digits
+        None,
+    ],
+)
+def test_dates_are_written_to_sqlite_as_sqlalchemy_writes_them(value):
+    # UTCDateTime writes SQLite's DATETIME text in one step; the stored text must be what
+    # SQLAlchemy's own two steps write, or comparisons and ordering in SQL would change.
+    dialect = sqlite_dialect.dialect()
+    column_type = UTCDateTime().dialect_impl(dialect)
+    own = column_type.bind_processor(dialect)
+    sqlalchemy_steps = TypeDecorator.bind_processor(column_type, dialect)
+    assert own is not sqlalchemy_steps
+    assert own(value) == sqlalchemy_steps(value)
+
+
+def test_a_naive_date_is_refused_on_sqlite_too():
+    dialect = sqlite_dialect.dialect()
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    with pytest.raises(ValueError, match="naive"):
+        process(datetime(2026, 11, 23, 17, 5, 9))

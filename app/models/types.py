@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import TypeDecorator
 
 
@@ -18,6 +19,10 @@ class UTCDateTime(TypeDecorator):
 
     PostgreSQL stores ``timestamptz``; SQLite has no zone, so values are written as naive UTC
     and given their zone back when read.
+
+    On SQLite, a value becomes SQLAlchemy's text for a DATETIME
+    (``2026-11-23 17:05:09.000000``) in one step: SQLAlchemy would convert it here, then
+    format it field by field, at about twice the cost. A credential's row writes four dates.
     """
 
     impl = DateTime(timezone=True)
@@ -37,3 +42,27 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect):
+        if not self._sqlite_text(dialect):
+            return super().bind_processor(dialect)
+        to_naive_utc = self.process_bind_param
+
+        def process(value):
+            if value is None:
+                return None
+            return to_naive_utc(value, dialect).isoformat(" ", "microseconds")
+
+        return process
+
+    def _sqlite_text(self, dialect) -> bool:
+        """Whether the value is written as SQLite's DATETIME text in SQLAlchemy's own format,
+        which is what ``datetime.isoformat(" ", "microseconds")`` writes."""
+        if dialect.name != "sqlite":
+            return False
+        implementation = self.impl_instance.dialect_impl(dialect)
+        return (
+            type(implementation) is sqlite.DATETIME
+            and implementation._storage_format == sqlite.DATETIME._storage_format
+            and implementation._reg is None
+        )
