@@ -227,12 +227,12 @@ def test_objects_built_from_plain_rows_are_detached_with_their_identity(app):
         assert not state.modified
 
 
-def test_a_vasco_create_reads_apart_and_writes_in_one_transaction(
+def test_a_vasco_create_reads_apart_and_writes_in_one_statement_or_transaction(
     client, admin, acme, app, monkeypatch
 ):
-    # The client's read runs by itself; the credential's row and its blocks are written in
-    # one transaction, begun by the first INSERT (on SQLite: the writers' queue is held for
-    # the writes alone).
+    # The client's read runs by itself. PostgreSQL: the credential's row and its blocks in
+    # one statement that commits itself. SQLite: both INSERTs in one transaction, begun by
+    # the first (the writers' queue is held for the writes alone).
     seen = []
     on_driver = app_statements.on_driver
 
@@ -244,15 +244,31 @@ def test_a_vasco_create_reads_apart_and_writes_in_one_transaction(
         return on_driver(on, driver, sql, work)
 
     monkeypatch.setattr(app_statements, "on_driver", note)
-    data = base64.b64encode(b"digipass block").decode()
-    body = {"extId": "v1", "vascoTokens": [{"authMode": "CR", "data": data}]}
+    data = [base64.b64encode(f"digipass block {mode}".encode()).decode() for mode in ("CR", "RO")]
+    body = {
+        "extId": "v1",
+        "vascoTokens": [
+            {"authMode": mode, "data": d} for mode, d in zip(("CR", "RO"), data, strict=True)
+        ],
+    }
     response = client.post(f"{CORE}/acme/vasco", json=body, headers=admin)
     assert response.status_code == 201
-    assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
-    assert count_rows(app, "vasco_token_blocks") == 1
-    with app.app_context(), db.engine.connect() as connection:
-        if db.engine.dialect.name == "postgresql":
+    assert [(token["authMode"], token["data"]) for token in response.json["vascoTokens"]] == [
+        ("CR", data[0]),
+        ("RO", data[1]),
+    ]
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        assert seen == [("SELECT", False), ("WITH", False)]
+        with app.app_context(), db.engine.connect() as connection:
             assert connection.connection.driver_connection.autocommit is False
+    else:
+        assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
+    assert count_rows(app, "vasco_token_blocks") == 2
+    # Read back: the blocks are in their order and open.
+    read = client.get(f"{CORE}/acme/vasco/v1", headers=admin)
+    assert read.json["vascoTokens"] == response.json["vascoTokens"]
 
 
 @pytest.mark.parametrize(

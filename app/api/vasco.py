@@ -23,7 +23,7 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 
 @blp.route("/<client_ext_id>/vasco", methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
-@plain_statements(reads_apart=True)
+@plain_statements(single_write=True)
 @client_in_path
 @blp.arguments(VascoCreateSchema)
 @blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from app.crypto import SecretBox
+from app.extensions import db
 from app.repositories import statements as app_statements
 from tests.conftest import CORE
 from tests.support import NEW_CREDENTIAL_FIELDS, count_rows, parse_date
@@ -382,7 +384,7 @@ def test_twenty_simultaneous_creates_with_one_ext_id_give_one_credential(client,
     assert count_rows(app, "vasco_token_blocks") == 2
 
 
-def fail_sealing_the_second_block(monkeypatch) -> Callable[[], None]:
+def fail_sealing_the_second_block(monkeypatch, app) -> Callable[[], None]:
     seal = SecretBox.seal
     calls = []
 
@@ -396,7 +398,34 @@ def fail_sealing_the_second_block(monkeypatch) -> Callable[[], None]:
     return monkeypatch.undo
 
 
-def fail_writing_the_blocks(monkeypatch) -> Callable[[], None]:
+def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "postgresql":
+        # The credential's row and its blocks are one statement: the database itself fails
+        # it at the first block, after the credential's row (a trigger).
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION fail_block() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'database failure in the middle of a create'; "
+                    "END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER fail_block BEFORE INSERT ON vasco_token_blocks "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_block()"
+                )
+            )
+
+        def undo() -> None:
+            with engine.begin() as connection:
+                connection.execute(text("DROP TRIGGER fail_block ON vasco_token_blocks"))
+                connection.execute(text("DROP FUNCTION fail_block()"))
+
+        return undo
+
     # Every statement of a create goes to the driver through statements.on_driver.
     statements: list[str] = []
     on_driver = app_statements.on_driver
@@ -417,7 +446,7 @@ def fail_writing_the_blocks(monkeypatch) -> Callable[[], None]:
 def test_failure_half_way_through_a_create_leaves_nothing(
     client, admin, acme, app, failure, monkeypatch
 ):
-    undo = failure(monkeypatch)
+    undo = failure(monkeypatch, app)
     try:
         response = create_vasco(client, admin, vascoTokens=tokens("CR", "RO", "SG"))
     finally:

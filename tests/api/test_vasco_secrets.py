@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from app.crypto import KeyConfigurationError
 from app.extensions import db
+from app.repositories import statements as app_statements
 from app.repositories.transactions import RequestConnection
 from app.repositories.vasco import associated_data
 from tests.api.test_vasco_create import create_vasco
@@ -177,12 +178,25 @@ def test_blocks_never_reach_the_log_even_at_debug(client, admin, acme, app, capl
 def test_a_failed_create_logs_no_block(client, admin, acme, app, caplog, monkeypatch):
     caplog.set_level(logging.DEBUG)
     sent, _ = secret_blocks("CR", "RO")
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        # One statement that commits itself: it fails instead.
+        on_driver = app_statements.on_driver
 
-    def failing_commit(connection) -> None:
-        raise RuntimeError("commit failed")
+        def failing_write(on, driver, sql, work):
+            if sql.startswith("WITH"):
+                raise RuntimeError("write failed")
+            return on_driver(on, driver, sql, work)
 
-    # The create's transaction is on a connection of the request's own.
-    monkeypatch.setattr(RequestConnection, "commit", failing_commit)
+        monkeypatch.setattr(app_statements, "on_driver", failing_write)
+    else:
+
+        def failing_commit(connection) -> None:
+            raise RuntimeError("commit failed")
+
+        # The create's transaction is on a connection of the request's own.
+        monkeypatch.setattr(RequestConnection, "commit", failing_commit)
     response = create_vasco(client, admin, vascoTokens=sent)
 
     assert response.status_code == 500
