@@ -6,8 +6,10 @@ SQLite is the embedded default and is served by several gunicorn workers at once
 * a busy timeout makes a writer wait for the lock instead of failing at once;
 * write requests open their transaction with ``BEGIN IMMEDIATE``. A deferred transaction
   that reads first and writes later cannot wait for the lock (SQLite reports "database is
-  locked" at once when its snapshot is stale), so a request that will write takes the
-  write lock before its first read. Reads keep plain deferred transactions;
+  locked" at once when its snapshot is stale), so a write transaction takes the write lock
+  before its first read. Reads keep plain deferred transactions. (The create requests read
+  before their transaction, each read by itself, and begin it with their first INSERT:
+  app/repositories/transactions.py);
 * writers queue on a file lock (``flock``) beside the database before ``BEGIN IMMEDIATE``.
   SQLite's busy timeout waits by sleeping 1, 2, 5, 10, ... 100 ms between tries, so under
   steady writes most of a writer's time went to sleeping past the moment the lock came

@@ -130,7 +130,7 @@ class JsonFormatter(logging.Formatter):
 
     def _time(self, created: float) -> str:
         """``2026-11-23T17:05:09.042Z``: UTC, to the millisecond (of the time rounded to the
-        microsecond, as ``datetime.fromtimestamp`` rounds it)."""
+        microsecond first, much as ``datetime.fromtimestamp`` rounds it)."""
         second, microseconds = divmod(round(created * 1_000_000), 1_000_000)
         last, text = self._last_second
         if second != last:

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, inspect, text
@@ -175,6 +176,26 @@ def test_a_new_worker_creates_a_credential_as_its_first_request(
     assert count_rows(app, "credentials") == 1
 
 
+def record_statements(monkeypatch) -> tuple[list[tuple[str, bool]], list[Any]]:
+    """Every plain statement as it goes to the driver: its first word and whether it runs in
+    a transaction (SQLite: one is open; PostgreSQL: not in autocommit, where psycopg
+    begins one with the statement); and the driver connections it ran on."""
+    seen: list[tuple[str, bool]] = []
+    drivers: list[Any] = []
+    on_driver = app_statements.on_driver
+
+    def note(on, driver, sql, work):
+        if isinstance(driver, sqlite3.Connection):
+            seen.append((sql.split()[0], driver.in_transaction))
+        else:
+            seen.append((sql.split()[0], not driver.autocommit))
+        drivers.append(driver)
+        return on_driver(on, driver, sql, work)
+
+    monkeypatch.setattr(app_statements, "on_driver", note)
+    return seen, drivers
+
+
 @pytest.mark.parametrize("principal_cached", [True, False])
 def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
     client, admin, acme, app, monkeypatch, principal_cached
@@ -186,26 +207,15 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
     if not principal_cached:
         with app.app_context():
             principals.PrincipalCache.of_app().clear()
-    seen = []
-    on_driver = app_statements.on_driver
-
-    def note(on, driver, sql, work):
-        if isinstance(driver, sqlite3.Connection):
-            seen.append((sql.split()[0], driver.in_transaction))
-        else:
-            seen.append((sql.split()[0], driver.autocommit))
-        return on_driver(on, driver, sql, work)
-
-    monkeypatch.setattr(app_statements, "on_driver", note)
+    seen, drivers = record_statements(monkeypatch)
     response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
     assert response.status_code == 201
     with app.app_context():
-        engine = db.engine
-    if engine.dialect.name == "postgresql":
-        assert seen == [("SELECT", True), ("WITH", True)]
-        # The connection goes back to the pool as it came: in transactions again.
-        with app.app_context(), engine.connect() as connection:
-            assert connection.connection.driver_connection.autocommit is False
+        postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        assert seen == [("SELECT", False), ("WITH", False)]
+        # The connection went back to the pool as it came: in transactions again.
+        assert [driver.autocommit for driver in drivers] == [False, False]
     else:
         assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
     assert count_rows(app, "ticket_credentials") == 1
@@ -233,42 +243,26 @@ def test_a_vasco_create_reads_apart_and_writes_in_one_statement_or_transaction(
     # The client's read runs by itself. PostgreSQL: the credential's row and its blocks in
     # one statement that commits itself. SQLite: both INSERTs in one transaction, begun by
     # the first (the writers' queue is held for the writes alone).
-    seen = []
-    on_driver = app_statements.on_driver
-
-    def note(on, driver, sql, work):
-        if isinstance(driver, sqlite3.Connection):
-            seen.append((sql.split()[0], driver.in_transaction))
-        else:
-            seen.append((sql.split()[0], not driver.autocommit))
-        return on_driver(on, driver, sql, work)
-
-    monkeypatch.setattr(app_statements, "on_driver", note)
-    data = [base64.b64encode(f"digipass block {mode}".encode()).decode() for mode in ("CR", "RO")]
-    body = {
-        "extId": "v1",
-        "vascoTokens": [
-            {"authMode": mode, "data": d} for mode, d in zip(("CR", "RO"), data, strict=True)
-        ],
-    }
-    response = client.post(f"{CORE}/acme/vasco", json=body, headers=admin)
-    assert response.status_code == 201
-    assert [(token["authMode"], token["data"]) for token in response.json["vascoTokens"]] == [
-        ("CR", data[0]),
-        ("RO", data[1]),
+    seen, drivers = record_statements(monkeypatch)
+    tokens = [
+        {"authMode": mode, "data": base64.b64encode(f"digipass block {mode}".encode()).decode()}
+        for mode in ("CR", "RO")
     ]
+    response = client.post(
+        f"{CORE}/acme/vasco", json={"extId": "v1", "vascoTokens": tokens}, headers=admin
+    )
+    assert response.status_code == 201
+    assert response.json["vascoTokens"] == tokens
     with app.app_context():
         postgresql = db.engine.dialect.name == "postgresql"
     if postgresql:
         assert seen == [("SELECT", False), ("WITH", False)]
-        with app.app_context(), db.engine.connect() as connection:
-            assert connection.connection.driver_connection.autocommit is False
+        assert [driver.autocommit for driver in drivers] == [False, False]
     else:
         assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
     assert count_rows(app, "vasco_token_blocks") == 2
     # Read back: the blocks are in their order and open.
-    read = client.get(f"{CORE}/acme/vasco/v1", headers=admin)
-    assert read.json["vascoTokens"] == response.json["vascoTokens"]
+    assert client.get(f"{CORE}/acme/vasco/v1", headers=admin).json["vascoTokens"] == tokens
 
 
 @pytest.mark.parametrize(
@@ -286,9 +280,9 @@ def test_dates_are_written_to_sqlite_as_sqlalchemy_writes_them(value):
     # SQLAlchemy's own two steps write, or comparisons and ordering in SQL would change.
     dialect = sqlite_dialect.dialect()
     column_type = UTCDateTime().dialect_impl(dialect)
+    assert column_type._sqlite_text(dialect)  # the one-step conversion applies
     own = column_type.bind_processor(dialect)
     sqlalchemy_steps = TypeDecorator.bind_processor(column_type, dialect)
-    assert own is not sqlalchemy_steps
     assert own(value) == sqlalchemy_steps(value)
 
 

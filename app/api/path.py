@@ -27,20 +27,21 @@ def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def plain_statements(
-    *, reads_apart: bool = False, single_write: bool = False
+    *, single_write: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The view's statements are all plain ones (app/repositories/statements.py): they run on
     a connection of the request's own, outside the ORM session (``own_connection``).
 
-    ``reads_apart``: the view's reads need no snapshot in common with its write, so they run
-    before its transaction, which holds SQLite's writers' queue for the writes alone.
-    ``single_write``: the same, and the write is one statement, which on PostgreSQL commits
-    itself. Goes over the path's loaders, whose reads it covers."""
+    ``single_write``: the view's reads need no snapshot in common with its write, and the
+    write is atomic by itself (on PostgreSQL one statement, which commits itself) and locks
+    no rows. The reads then run before the write's transaction, which holds SQLite's
+    writers' queue for the writes alone. Goes over the path's loaders, whose reads it
+    covers."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            own_connection(reads_apart=reads_apart, single_write=single_write)
+            own_connection(single_write=single_write)
             return view(*args, **kwargs)
 
         return wrapper

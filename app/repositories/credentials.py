@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import CTE, bindparam, insert
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import InvalidData, StaleVersion
@@ -54,12 +55,23 @@ def new_credential_row(
 
 
 def insert_credential_row(statements: Statements, row: dict[str, Any]) -> int:
-    """INSERT the ``credentials`` row of a new credential (``new_credential_row``); its id."""
-    table = Credential.__table__
-    if statements.dialect.name == "postgresql":
-        (credential_id,) = insert_row(table, row, returning=table.c.id).one_or_none(statements, row)
-        return credential_id
-    return insert_row(table, row).execute(statements, row)
+    """INSERT the ``credentials`` row of a new credential (``new_credential_row``); its id.
+    For SQLite: on PostgreSQL a create writes all its rows in one statement
+    (``credential_cte``)."""
+    return insert_row(Credential.__table__, row).execute(statements, row)
+
+
+def credential_cte(columns: tuple[str, ...]) -> CTE:
+    """``INSERT INTO credentials (columns) .. RETURNING id`` as the WITH of a statement that
+    writes the credential's other rows from its id (PostgreSQL's data-modifying WITH): a
+    create in one statement, atomic by itself, one round trip."""
+    credentials = Credential.__table__
+    return (
+        insert(credentials)
+        .values({name: bindparam(name, type_=credentials.c[name].type) for name in columns})
+        .returning(credentials.c.id)
+        .cte("credential")
+    )
 
 
 class CredentialRepository(Repository):

@@ -7,8 +7,8 @@ costs several times what the database needs for it (an execution context, result
 events): about 60 us against 15 us for an indexed read on SQLite. ``Prepared`` keeps what
 SQLAlchemy compiled for the dialect (the SQL, the order of its parameters, the type
 conversions of each parameter and result column) and runs it on a DB-API cursor of the
-request's connection, in its transaction (the session's, or the request's own:
-app/repositories/transactions.py). Errors are SQLAlchemy's as
+request's connection (the session's, or the request's own: app/repositories/transactions.py),
+in the transaction where the statement belongs. Errors are SQLAlchemy's as
 usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
 unreachable database), and when the database has dropped the connection, it and the rest of
 the pool are discarded, as ``Connection.execute`` would do.
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql import ClauseElement, ColumnElement
+from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
     from .transactions import RequestConnection, SessionStatements
@@ -196,24 +196,20 @@ def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[
         ) from error
 
 
-_INSERTS: dict[tuple[str, tuple[str, ...], str | None], Prepared] = {}
+_INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}
 
 
-def insert_row(
-    table: Table, columns: Iterable[str], returning: ColumnElement[Any] | None = None
-) -> Prepared:
-    """``INSERT INTO table (columns) VALUES (...)`` (``RETURNING`` a column, where the
-    database has it), one per table, set of columns and returned column."""
+def insert_row(table: Table, columns: Iterable[str]) -> Prepared:
+    """``INSERT INTO table (columns) VALUES (...)``, one per table and set of columns."""
     columns = tuple(columns)
-    key = (table.name, columns, None if returning is None else returning.key)
+    key = (table.name, columns)
     prepared = _INSERTS.get(key)
     if prepared is None:
 
         def build() -> ClauseElement:
-            statement = insert(table).values(
+            return insert(table).values(
                 {name: bindparam(name, type_=table.c[name].type) for name in columns}
             )
-            return statement if returning is None else statement.returning(returning)
 
         prepared = _INSERTS[key] = Prepared(build)
     return prepared

@@ -33,7 +33,12 @@ from ..errors import (
 )
 from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential, User
 from ..models.types import utcnow
-from .credentials import CredentialRepository, insert_credential_row, new_credential_row
+from .credentials import (
+    CredentialRepository,
+    credential_cte,
+    insert_credential_row,
+    new_credential_row,
+)
 from .policies import PolicyRepository, detached_from_row
 from .statements import Prepared, insert_row
 from .users import UserRepository
@@ -66,15 +71,8 @@ def _insert_credential_and_ticket(
 def _credential_and_ticket(
     credential_columns: tuple[str, ...], ticket_columns: tuple[str, ...]
 ) -> Insert:
-    credentials, tickets = Credential.__table__, TicketCredential.__table__
-    credential = (
-        insert(credentials)
-        .values(
-            {name: bindparam(name, type_=credentials.c[name].type) for name in credential_columns}
-        )
-        .returning(credentials.c.id)
-        .cte("credential")
-    )
+    tickets = TicketCredential.__table__
+    credential = credential_cte(credential_columns)
     ticket_values = select(
         credential.c.id,
         *(bindparam(name, type_=tickets.c[name].type) for name in ticket_columns),

@@ -9,9 +9,10 @@ and rolls back with the driver's calls alone. Measured in one process, a begin-a
 cycle costs about 130 us through the session and 30 us on a pool connection.
 
 Both kinds offer what a repository needs: the driver connection to run a statement on
-(which begins the transaction, ``BEGIN IMMEDIATE`` in the writers' queue for an SQLite
-write request, app/database.py), ``commit``, ``rollback``, and ``info``, a dict for what the
-transaction has read and may use again (the terms of default policies).
+(which begins the transaction where the statement belongs in one, ``BEGIN IMMEDIATE`` in
+the writers' queue for an SQLite write request, app/database.py), ``commit``, ``rollback``,
+and ``info``, a dict for what the request has read and may use again (the terms of default
+policies).
 """
 
 from __future__ import annotations
@@ -70,43 +71,39 @@ class RequestConnection:
     """A pool connection of the request's own, for statements outside the ORM session.
 
     Checked out on the first statement. The transaction begins with the first statement too,
-    unless ``reads_apart``; ``commit`` and ``rollback`` end it and return the connection to
+    unless ``single_write``; ``commit`` and ``rollback`` end it and return the connection to
     the pool (a later statement checks one out again); ``release``, at the end of the
     request, rolls back what is still open and returns the connection.
 
-    ``reads_apart`` is for a request whose reads need no snapshot in common with its write:
-    the reads before the first write run outside any transaction, each by itself, and the
-    transaction begins with the first statement that writes. On SQLite that statement joins
-    the writers' queue, which is then held for the writes alone, not for the reads and the
-    Python work between them. ``single_write`` is for such a request whose write is a single
-    statement: on PostgreSQL that statement commits itself too, which saves the BEGIN and
-    COMMIT round trips; on SQLite it is the same as ``reads_apart``.
+    ``single_write`` is for a request whose reads need no snapshot in common with its write,
+    and whose write is atomic by itself and takes no row locks: the reads run outside any
+    transaction, each by itself. On PostgreSQL the write is one statement, which commits
+    itself too (psycopg's autocommit): no BEGIN and COMMIT round trips. On SQLite, where a
+    create writes with more than one statement, the transaction begins with the first
+    statement that writes: it joins the writers' queue then, which is held for the writes
+    alone, not for the reads and the Python work between them.
     """
 
-    def __init__(
-        self, engine: Engine, *, reads_apart: bool = False, single_write: bool = False
-    ) -> None:
+    def __init__(self, engine: Engine, *, single_write: bool = False) -> None:
         self.engine = engine
         self.dialect = engine.dialect
         self.info: dict[str, Any] = {}
-        postgresql = self.dialect.name == "postgresql"
-        self._reads_apart = reads_apart or single_write
+        self._single_write = single_write
         # PostgreSQL's statements outside a transaction: psycopg's autocommit.
-        self._autocommit = self._reads_apart and postgresql
-        self._write_alone = single_write and postgresql
+        self._autocommit = single_write and self.dialect.name == "postgresql"
         self._pooled: Any = None  # SQLAlchemy's pool proxy of the driver connection
         self._driver: Any = None
         self._in_transaction = False
 
     def driver_connection(self, writes: bool = True) -> Any:
         """The driver's connection for the next statement, in the transaction where that
-        statement belongs: begun here unless the statement reads apart (``writes`` false) or
-        writes alone."""
+        statement belongs: begun here, unless the statement runs by itself (a read, or the
+        write on PostgreSQL, of a ``single_write`` request)."""
         if self._in_transaction:
             return self._driver
         if self._pooled is None:
             self._check_out()
-        if (writes or not self._reads_apart) and not self._write_alone:
+        if not self._autocommit and (writes or not self._single_write):
             self._begin()
         return self._driver
 
@@ -123,9 +120,7 @@ class RequestConnection:
         if self.dialect.name == "sqlite":
             # Without a BEGIN, each SQLite statement is a transaction of its own.
             begin_sqlite_transaction(self._pooled.dbapi_connection, self.dialect)
-        elif self._autocommit:
-            # psycopg begins a transaction by itself on the next statement.
-            self._driver.autocommit = False
+        # psycopg begins a transaction by itself on the first statement.
         self._in_transaction = True
 
     def commit(self) -> None:
@@ -187,7 +182,7 @@ def current_statements() -> Statements:
     return SessionStatements(db.session)
 
 
-def own_connection(*, reads_apart: bool = False, single_write: bool = False) -> RequestConnection:
+def own_connection(*, single_write: bool = False) -> RequestConnection:
     """Run the rest of this request's plain statements on a connection of its own.
 
     Whatever the session did before (an api key's lookup) is committed first: on SQLite its
@@ -198,7 +193,7 @@ def own_connection(*, reads_apart: bool = False, single_write: bool = False) -> 
         session = db.session()
         if session.in_transaction():
             session.commit()
-    connection = RequestConnection(db.engine, reads_apart=reads_apart, single_write=single_write)
+    connection = RequestConnection(db.engine, single_write=single_write)
     setattr(g, _REQUEST_CONNECTION, connection)
     return connection
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, Integer, String, Text, bindparam, func, insert, select, true
+from sqlalchemy import Insert, bindparam, func, insert, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
@@ -28,7 +28,12 @@ from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExist
 from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
 from ..models.types import utcnow
 from .clients import ClientRepository
-from .credentials import CredentialRepository, insert_credential_row, new_credential_row
+from .credentials import (
+    CredentialRepository,
+    credential_cte,
+    insert_credential_row,
+    new_credential_row,
+)
 from .pagination import Page, keyset_page
 from .policies import PolicyRepository, detached_from_row
 from .statements import Prepared, insert_row
@@ -67,7 +72,7 @@ def _sealed_block_rows(
 
 
 # The blocks' columns, each passed as one array (``_credential_and_blocks``).
-_BLOCK_ARRAYS = (("position", Integer), ("auth_mode", String), ("sealed_data", Text))
+_BLOCK_ARRAYS = ("position", "auth_mode", "sealed_data")
 
 
 @cache
@@ -79,29 +84,20 @@ def _insert_credential_and_blocks(credential_columns: tuple[str, ...]) -> Prepar
 
 
 def _credential_and_blocks(credential_columns: tuple[str, ...]) -> Insert:
-    credentials, blocks = Credential.__table__, VascoTokenBlock.__table__
-    credential = (
-        insert(credentials)
-        .values(
-            {name: bindparam(name, type_=credentials.c[name].type) for name in credential_columns}
-        )
-        .returning(credentials.c.id)
-        .cte("credential")
-    )
+    blocks = VascoTokenBlock.__table__
+    credential = credential_cte(credential_columns)
     # unnest(positions, auth_modes, sealed_data): one row per block.
     block = (
-        func.unnest(
-            *(bindparam(name, type_=ARRAY(column_type)) for name, column_type in _BLOCK_ARRAYS)
-        )
-        .table_valued(*(name for name, _ in _BLOCK_ARRAYS))
+        func.unnest(*(bindparam(name, type_=ARRAY(blocks.c[name].type)) for name in _BLOCK_ARRAYS))
+        .table_valued(*_BLOCK_ARRAYS)
         .render_derived(name="block")
     )
-    block_values = select(credential.c.id, *(block.c[name] for name, _ in _BLOCK_ARRAYS)).join_from(
+    block_values = select(credential.c.id, *(block.c[name] for name in _BLOCK_ARRAYS)).join_from(
         credential, block, true()
     )
     return (
         insert(blocks)
-        .from_select(["credential_id", *(name for name, _ in _BLOCK_ARRAYS)], block_values)
+        .from_select(["credential_id", *_BLOCK_ARRAYS], block_values)
         .returning(blocks.c.credential_id)
     )
 
@@ -117,7 +113,7 @@ class VascoRepository(CredentialRepository):
         policy_ext_id: str | None = None,
         state_name: str = "initial",
     ) -> VascoCredential:
-        """An unassigned VASCO credential with its sealed blocks, in one transaction.
+        """An unassigned VASCO credential with its sealed blocks, written all or nothing.
 
         ``vasco_tokens`` holds ``{"auth_mode": str, "data": bytes}`` items, already
         validated (1 to 16, authModes unique case-insensitively).
@@ -149,7 +145,7 @@ class VascoRepository(CredentialRepository):
             if statements.dialect.name == "postgresql":
                 # One statement, atomic by itself: the view runs it in autocommit
                 # (``single_write``, app/api/path.py).
-                arrays = {name: [row[name] for row in block_rows] for name, _ in _BLOCK_ARRAYS}
+                arrays = {name: [row[name] for row in block_rows] for name in _BLOCK_ARRAYS}
                 statement = _insert_credential_and_blocks(tuple(credential_row))
                 [(credential_id,), *_] = statement.all(statements, {**credential_row, **arrays})
             else:

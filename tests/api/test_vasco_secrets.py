@@ -13,10 +13,9 @@ from sqlalchemy import text
 
 from app.crypto import KeyConfigurationError
 from app.extensions import db
-from app.repositories import statements as app_statements
 from app.repositories.transactions import RequestConnection
 from app.repositories.vasco import associated_data
-from tests.api.test_vasco_create import create_vasco
+from tests.api.test_vasco_create import create_vasco, fail_writing_the_blocks
 from tests.conftest import CORE, make_app
 from tests.support import count_rows
 
@@ -181,15 +180,9 @@ def test_a_failed_create_logs_no_block(client, admin, acme, app, caplog, monkeyp
     with app.app_context():
         postgresql = db.engine.dialect.name == "postgresql"
     if postgresql:
-        # One statement that commits itself: it fails instead.
-        on_driver = app_statements.on_driver
-
-        def failing_write(on, driver, sql, work):
-            if sql.startswith("WITH"):
-                raise RuntimeError("write failed")
-            return on_driver(on, driver, sql, work)
-
-        monkeypatch.setattr(app_statements, "on_driver", failing_write)
+        # One statement that commits itself: the database fails it, and its error (with the
+        # statement, which carries the blocks as parameters) is logged.
+        undo = fail_writing_the_blocks(monkeypatch, app)
     else:
 
         def failing_commit(connection) -> None:
@@ -197,11 +190,18 @@ def test_a_failed_create_logs_no_block(client, admin, acme, app, caplog, monkeyp
 
         # The create's transaction is on a connection of the request's own.
         monkeypatch.setattr(RequestConnection, "commit", failing_commit)
-    response = create_vasco(client, admin, vascoTokens=sent)
+        undo = monkeypatch.undo
+    try:
+        response = create_vasco(client, admin, vascoTokens=sent)
+    finally:
+        undo()
 
     assert response.status_code == 500
     assert count_rows(app, "credentials") == 0
     assert "unexpected error" in caplog.text  # the failure was logged ...
+    if postgresql:
+        assert "database failure in the middle of a create" in caplog.text
+        assert "INSERT INTO vasco_token_blocks" in caplog.text  # with its statement ...
     assert all(token["data"] not in caplog.text for token in sent)  # ... without the blocks
     assert MARKER.decode() not in caplog.text
 
