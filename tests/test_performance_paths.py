@@ -196,6 +196,19 @@ def record_statements(monkeypatch) -> tuple[list[tuple[str, bool]], list[Any]]:
     return seen, drivers
 
 
+def assert_read_apart_then_written(app, seen: list[tuple[str, bool]], drivers: list[Any]) -> None:
+    """A create's statements: its read by itself, then PostgreSQL: one statement that
+    commits itself, on a connection that went back to the pool as it came (in transactions
+    mode again); SQLite: both INSERTs in one transaction."""
+    with app.app_context():
+        postgresql = db.engine.dialect.name == "postgresql"
+    if postgresql:
+        assert seen == [("SELECT", False), ("WITH", False)]
+        assert [driver.autocommit for driver in drivers] == [False, False]
+    else:
+        assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
+
+
 @pytest.mark.parametrize("principal_cached", [True, False])
 def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
     client, admin, acme, app, monkeypatch, principal_cached
@@ -210,14 +223,7 @@ def test_a_ticket_is_created_in_one_statement_that_commits_itself_on_postgresql(
     seen, drivers = record_statements(monkeypatch)
     response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
     assert response.status_code == 201
-    with app.app_context():
-        postgresql = db.engine.dialect.name == "postgresql"
-    if postgresql:
-        assert seen == [("SELECT", False), ("WITH", False)]
-        # The connection went back to the pool as it came: in transactions again.
-        assert [driver.autocommit for driver in drivers] == [False, False]
-    else:
-        assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
+    assert_read_apart_then_written(app, seen, drivers)
     assert count_rows(app, "ticket_credentials") == 1
 
 
@@ -253,13 +259,7 @@ def test_a_vasco_create_reads_apart_and_writes_in_one_statement_or_transaction(
     )
     assert response.status_code == 201
     assert response.json["vascoTokens"] == tokens
-    with app.app_context():
-        postgresql = db.engine.dialect.name == "postgresql"
-    if postgresql:
-        assert seen == [("SELECT", False), ("WITH", False)]
-        assert [driver.autocommit for driver in drivers] == [False, False]
-    else:
-        assert seen == [("SELECT", False), ("INSERT", True), ("INSERT", True)]
+    assert_read_apart_then_written(app, seen, drivers)
     assert count_rows(app, "vasco_token_blocks") == 2
     # Read back: the blocks are in their order and open.
     assert client.get(f"{CORE}/acme/vasco/v1", headers=admin).json["vascoTokens"] == tokens
