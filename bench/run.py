@@ -19,7 +19,9 @@ BENCH_SCALE_CREDENTIALS (1,000,000) ticket credentials, seeded in bulk once and 
 bench-results/cache/, in turns with the database the other scenarios left behind.
 
 Figures: requests/s, p50 and p99 latency, non-2xx responses (and socket errors), the peak RSS
-(VmHWM) of each gunicorn worker, and each one's ratio to the reference. They are printed,
+(VmHWM) of each gunicorn worker, the CPU time the workers spent per request (their own, from
+/proc: a cost that the machine's other load moves much less than requests/s), and each one's
+ratio to the reference. They are printed,
 written to bench-results/<timestamp>.json and appended as a row to BENCHMARKS.md.
 
 Settings (environment): BENCH_WORKERS (2), BENCH_DURATION (10 s per scenario),
@@ -446,6 +448,19 @@ class Server:
                     peaks[pid] = int(line.split()[1]) / 1024
         return peaks
 
+    def cpu_seconds(self) -> float:
+        """The CPU time (user and system) the workers have used so far."""
+        ticks = 0
+        for pid in self.worker_pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            # The fields after the command name: utime and stime are the 12th and 13th.
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -521,6 +536,23 @@ def run_wrk(settings: Settings, url: str, script: str, args: list[str], seconds:
     }
 
 
+def run_wrk_on(
+    settings: Settings, server: Server, script: str, args: list[str], seconds: int
+) -> dict:
+    """``run_wrk`` against ``server``, with the CPU time its workers spent meanwhile: per
+    request, a figure that the machine's other load moves much less than requests/s (the
+    workers' own work only: not gunicorn's master, wrk or the database server)."""
+    before = server.cpu_seconds()
+    result = run_wrk(settings, server.base_url, script, args, seconds)
+    result["worker_cpu_s"] = round(server.cpu_seconds() - before, 2)
+    result["cpu_ms_per_request"] = cpu_ms_per_request(result["worker_cpu_s"], result["requests"])
+    return result
+
+
+def cpu_ms_per_request(cpu_seconds: float, requests: int) -> float | None:
+    return round(1000 * cpu_seconds / requests, 3) if requests else None
+
+
 @dataclass
 class Scenario:
     name: str
@@ -542,15 +574,13 @@ def measure(
     if settings.warmup > 0:
         run_wrk(settings, server.base_url, scenario.script, scenario.warmup_args, settings.warmup)
     if reference is None:
-        result = run_wrk(
-            settings, server.base_url, scenario.script, scenario.args, settings.duration
-        )
+        result = run_wrk_on(settings, server, scenario.script, scenario.args, settings.duration)
     else:
         half = max(1, settings.duration // 2)
-        first = run_wrk(settings, server.base_url, scenario.script, scenario.args, half)
-        reference_run = run_wrk(settings, reference.base_url, "reference.lua", [], 2 * half)
+        first = run_wrk_on(settings, server, scenario.script, scenario.args, half)
+        reference_run = run_wrk_on(settings, reference, "reference.lua", [], 2 * half)
         later_args = scenario.later_args or scenario.args
-        second = run_wrk(settings, server.base_url, scenario.script, later_args, half)
+        second = run_wrk_on(settings, server, scenario.script, later_args, half)
         result = combine_runs([first, second])
         result["reference"] = reference_run
     peaks = server.peak_rss_mb()
@@ -602,6 +632,7 @@ def mean_reference(runs: list[dict]) -> dict:
     """The reference's figures over all its runs (the table's reference row, and what a
     scenario measured without turns is compared with)."""
     count = len(runs)
+    cpu_seconds = sum(run["worker_cpu_s"] for run in runs)
     return {
         "requests": sum(run["requests"] for run in runs),
         "duration_s": round(sum(run["duration_s"] for run in runs), 3),
@@ -616,6 +647,8 @@ def mean_reference(runs: list[dict]) -> dict:
         "peak_rss_mb_per_worker": max(run.get("peak_rss_mb_per_worker") or 0 for run in runs),
         "workers": runs[0].get("workers"),
         "runs": count,
+        "worker_cpu_s": round(cpu_seconds, 2),
+        "cpu_ms_per_request": cpu_ms_per_request(cpu_seconds, sum(run["requests"] for run in runs)),
     }
 
 
@@ -780,9 +813,9 @@ def run_scale_check(
             # Each side's turns walk disjoint parts of its pool.
             first = (turn // 2) * (pool // 2)
             runs[side].append(
-                run_wrk(
+                run_wrk_on(
                     settings,
-                    servers[side].base_url,
+                    servers[side],
                     "ticket_create.lua",
                     [api_key, CLIENT, "scale", str(pool), threads, str(first)],
                     seconds,
@@ -808,6 +841,7 @@ def run_scale_check(
 def combine_runs(runs: list[dict]) -> dict:
     requests = sum(run["requests"] for run in runs)
     seconds = sum(run["duration_s"] for run in runs)
+    cpu_seconds = sum(run["worker_cpu_s"] for run in runs)
 
     def weighted(name: str) -> float:
         return round(sum(run[name] * run["requests"] for run in runs) / max(requests, 1), 3)
@@ -823,6 +857,8 @@ def combine_runs(runs: list[dict]) -> dict:
         "non_2xx": sum(run["non_2xx"] for run in runs),
         "socket_errors": sum(run["socket_errors"] for run in runs),
         "first_error": next((run["first_error"] for run in runs if run["first_error"]), None),
+        "worker_cpu_s": round(cpu_seconds, 2),
+        "cpu_ms_per_request": cpu_ms_per_request(cpu_seconds, requests),
         "turns": runs,
     }
 
@@ -885,13 +921,17 @@ def add_ratios(figures: dict[str, dict]) -> None:
             "peak_rss": ratio(
                 result["peak_rss_mb_per_worker"], reference["peak_rss_mb_per_worker"]
             ),
+            "cpu_per_request": ratio(
+                result.get("cpu_ms_per_request"), reference.get("cpu_ms_per_request")
+            ),
         }
 
 
 def table(figures: dict[str, dict], scale_credentials: int) -> str:
     header = (
         f"{'scenario':<50} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} "
-        f"{'sock err':>8} {'RSS MB':>7} | {'x req/s':>7} {'x p50':>6} {'x p99':>6} {'x RSS':>6}"
+        f"{'sock err':>8} {'RSS MB':>7} {'CPU ms':>7} | {'x req/s':>7} {'x p50':>6} "
+        f"{'x p99':>6} {'x RSS':>6} {'x CPU':>6}"
     )
     lines = [header, "-" * len(header)]
     for key, title in ROWS:
@@ -907,9 +947,11 @@ def table(figures: dict[str, dict], scale_credentials: int) -> str:
             f"{title.format(scale=scale_credentials):<50} {result['requests_per_s']:>8.0f} "
             f"{result['p50_ms']:>8.2f} "
             f"{result['p99_ms']:>8.2f} {result['non_2xx']:>8} {result['socket_errors']:>8} "
-            f"{result['peak_rss_mb_per_worker'] or 0:>7.1f} | "
+            f"{result['peak_rss_mb_per_worker'] or 0:>7.1f} "
+            f"{show(result.get('cpu_ms_per_request')):>7} | "
             f"{show(ratios.get('requests_per_s')):>7} {show(ratios.get('p50')):>6} "
-            f"{show(ratios.get('p99')):>6} {show(ratios.get('peak_rss')):>6}"
+            f"{show(ratios.get('p99')):>6} {show(ratios.get('peak_rss')):>6} "
+            f"{show(ratios.get('cpu_per_request')):>6}"
         )
     return "\n".join(lines)
 
