@@ -21,8 +21,8 @@ bench-results/cache/, in turns with the database the other scenarios left behind
 Figures: requests/s, p50 and p99 latency, non-2xx responses (and socket errors), the peak RSS
 (VmHWM) of each gunicorn worker, the CPU time the workers spent per request (their own, from
 /proc: a cost that the machine's other load moves much less than requests/s), and each one's
-ratio to the reference. They are printed,
-written to bench-results/<timestamp>.json and appended as a row to BENCHMARKS.md.
+ratio to the reference. They are printed, written to bench-results/<timestamp>.json and
+appended as a row to BENCHMARKS.md (without the CPU figures, which are in the JSON).
 
 Settings (environment): BENCH_WORKERS (2), BENCH_DURATION (10 s per scenario),
 BENCH_WARMUP (2 s per scenario, not measured), BENCH_CONNECTIONS (16), BENCH_THREADS (2),
