@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import CTE, bindparam, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..errors import InvalidData, StaleVersion
+from ..errors import ApiError, InvalidData, StaleVersion
 from ..models import Credential, Policy
 from ..models.types import utcnow
 from .base import Repository, new_ext_id
-from .policies import PolicyRepository
+from .policies import PolicyRepository, detached_from_row
 from .statements import insert_row
 from .transactions import Statements
 
@@ -74,11 +77,39 @@ def credential_cte(columns: tuple[str, ...]) -> CTE:
     )
 
 
+NewCredential = TypeVar("NewCredential", bound=Credential)
+
+
+def committed_credential(
+    model: type[NewCredential], row: dict[str, Any], **related: Any
+) -> NewCredential:
+    """The credential a create has just committed, built from its ``row`` (detached from
+    the session), with its ``related`` objects (user, client, policy) attached."""
+    credential = detached_from_row(model, row)
+    for relationship, value in related.items():
+        set_committed_value(credential, relationship, value)
+    return credential
+
+
 class CredentialRepository(Repository):
     """Base of TicketRepository and VascoRepository."""
 
     #: The policy type a credential of this repository follows.
     policy_type: str
+
+    def write_new(
+        self, write: Callable[[Statements], int], explain_conflict: Callable[[], ApiError]
+    ) -> int:
+        """Run a create's ``write`` (its INSERTs; returns the credential's id) and commit. A
+        violated unique constraint rolls back and raises ``explain_conflict()`` instead."""
+        statements = self.statements
+        try:
+            credential_id = write(statements)
+            statements.commit()
+        except IntegrityError:
+            statements.rollback()
+            raise explain_conflict() from None
+        return credential_id
 
     def apply_common_changes(self, credential: Credential, changes: dict[str, Any]) -> None:
         """Set the fields every credential's PATCH takes, from a parsed PATCH body.

@@ -18,7 +18,6 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, bindparam, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -35,12 +34,14 @@ from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential
 from ..models.types import utcnow
 from .credentials import (
     CredentialRepository,
+    committed_credential,
     credential_cte,
     insert_credential_row,
     new_credential_row,
 )
-from .policies import PolicyRepository, detached_from_row
+from .policies import PolicyRepository
 from .statements import Prepared, insert_row
+from .transactions import Statements
 from .users import UserRepository
 
 # Security events (verifications, lock-outs, resets) are logged; ticket values never are.
@@ -131,8 +132,8 @@ class TicketRepository(CredentialRepository):
             "success_count": 0,
             "reset_count": 0,
         }
-        statements = self.statements
-        try:
+
+        def write(statements: Statements) -> int:
             if statements.dialect.name == "postgresql":
                 # One statement, atomic by itself: the view runs it in autocommit
                 # (``single_write``, app/api/path.py).
@@ -140,22 +141,26 @@ class TicketRepository(CredentialRepository):
                 (credential_id,) = statement.one_or_none(
                     statements, {**credential_row, **ticket_row}
                 )
-            else:
-                credential_id = insert_credential_row(statements, credential_row)
-                insert_row(TicketCredential.__table__, ("id", *ticket_row)).execute(
-                    statements, {"id": credential_id, **ticket_row}
-                )
-            statements.commit()
-        except IntegrityError:
-            statements.rollback()
-            raise self._explain_conflict(
+                return credential_id
+            credential_id = insert_credential_row(statements, credential_row)
+            insert_row(TicketCredential.__table__, ("id", *ticket_row)).execute(
+                statements, {"id": credential_id, **ticket_row}
+            )
+            return credential_id
+
+        credential_id = self.write_new(
+            write,
+            lambda: self._explain_conflict(
                 user_id, user_ext_id, client_ext_id, credential_row["ext_id"]
-            ) from None
-        ticket = detached_from_row(
-            TicketCredential, {"id": credential_id, **credential_row, **ticket_row}
+            ),
         )
-        for relationship, related in (("user", user), ("client", client), ("policy", policy)):
-            set_committed_value(ticket, relationship, related)
+        ticket = committed_credential(
+            TicketCredential,
+            {"id": credential_id, **credential_row, **ticket_row},
+            user=user,
+            client=client,
+            policy=policy,
+        )
         ticket.plain_ticket = value
         return ticket
 

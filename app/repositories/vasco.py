@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import Insert, bindparam, func, insert, select, true
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,13 +29,15 @@ from ..models.types import utcnow
 from .clients import ClientRepository
 from .credentials import (
     CredentialRepository,
+    committed_credential,
     credential_cte,
     insert_credential_row,
     new_credential_row,
 )
 from .pagination import Page, keyset_page
-from .policies import PolicyRepository, detached_from_row
+from .policies import PolicyRepository
 from .statements import Prepared, insert_row
+from .transactions import Statements
 
 UNASSIGNED = "unassigned"
 
@@ -140,30 +141,32 @@ class VascoRepository(CredentialRepository):
             now=now,
         )
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
-        statements = self.statements
-        try:
+
+        def write(statements: Statements) -> int:
             if statements.dialect.name == "postgresql":
                 # One statement, atomic by itself: the view runs it in autocommit
                 # (``single_write``, app/api/path.py).
                 arrays = {name: [row[name] for row in block_rows] for name in _BLOCK_ARRAYS}
                 statement = _insert_credential_and_blocks(tuple(credential_row))
                 [(credential_id,), *_] = statement.all(statements, {**credential_row, **arrays})
-            else:
-                credential_id = insert_credential_row(statements, credential_row)
-                insert_row(
-                    VascoTokenBlock.__table__, ("credential_id", *block_rows[0])
-                ).execute_many(
-                    statements, [{"credential_id": credential_id, **block} for block in block_rows]
-                )
-            statements.commit()
-        except IntegrityError:
-            statements.rollback()
-            raise self._explain_conflict(
-                client_id, client_ext_id, credential_row["ext_id"]
-            ) from None
-        credential = detached_from_row(VascoCredential, {"id": credential_id, **credential_row})
-        for relationship, related in (("client", client), ("user", None), ("policy", policy)):
-            set_committed_value(credential, relationship, related)
+                return credential_id
+            credential_id = insert_credential_row(statements, credential_row)
+            insert_row(VascoTokenBlock.__table__, ("credential_id", *block_rows[0])).execute_many(
+                statements, [{"credential_id": credential_id, **block} for block in block_rows]
+            )
+            return credential_id
+
+        credential_id = self.write_new(
+            write,
+            lambda: self._explain_conflict(client_id, client_ext_id, credential_row["ext_id"]),
+        )
+        credential = committed_credential(
+            VascoCredential,
+            {"id": credential_id, **credential_row},
+            client=client,
+            user=None,
+            policy=policy,
+        )
         credential.vasco_tokens = tokens
         return credential
 
