@@ -53,7 +53,7 @@ _CHECKED_IN = "nevisidm.checked_in"
 
 
 def _begin_statement() -> str:
-    if has_request_context() and request.method not in WRITE_METHODS:
+    if has_request_context() and request._get_current_object().method not in WRITE_METHODS:
         return "BEGIN"
     return "BEGIN IMMEDIATE"
 

@@ -118,7 +118,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if has_request_context() and "request_id" not in record.__dict__:
-            entry["request_id"] = g.get("request_id")
+            entry["request_id"] = g._get_current_object().get("request_id")
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
@@ -196,7 +196,8 @@ def request_id_from(header: str | None) -> str:
 
 def start_request() -> None:
     state = g._get_current_object()
-    state.request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+    header = request._get_current_object().headers.get(REQUEST_ID_HEADER)
+    state.request_id = request_id_from(header)
     state.request_started = time.perf_counter()
 
 
@@ -205,13 +206,15 @@ def finish_request(response: Response) -> Response:
     # The request and its globals, looked up once (each use of the proxies looks them up).
     current, state = request._get_current_object(), g._get_current_object()
     path, status = current.path, response.status_code
-    response.headers["X-Content-Type-Options"] = "nosniff"
+    headers = response.headers
+    # Nothing else sets these two: added, not set (which would look for them first).
+    headers.add("X-Content-Type-Options", "nosniff")
     if status == 204:
-        del response.headers["Content-Type"]  # no content, so no type
+        del headers["Content-Type"]  # no content, so no type
     if path.startswith(API_PREFIX):
-        response.headers["Cache-Control"] = "no-store"
+        headers["Cache-Control"] = "no-store"
     request_id = state.get("request_id") or request_id_from(None)
-    response.headers[REQUEST_ID_HEADER] = request_id
+    headers.add(REQUEST_ID_HEADER, request_id)
 
     started = state.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0

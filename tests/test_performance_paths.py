@@ -182,17 +182,28 @@ def record_statements(monkeypatch) -> tuple[list[tuple[str, bool]], list[Any]]:
     begins one with the statement); and the driver connections it ran on."""
     seen: list[tuple[str, bool]] = []
     drivers: list[Any] = []
-    on_driver = app_statements.on_driver
+    run, on_driver = app_statements._run, app_statements.on_driver
 
-    def note(on, driver, sql, work):
+    def note(driver, sql):
         if isinstance(driver, sqlite3.Connection):
             seen.append((sql.split()[0], driver.in_transaction))
         else:
             seen.append((sql.split()[0], not driver.autocommit))
         drivers.append(driver)
+
+    def note_run(on, compiled, values, fetch):
+        # The connection the statement is about to run on (asking again, as ``_run`` does,
+        # returns the same one, in the same transaction).
+        note(on.driver_connection(compiled.writes), compiled.sql)
+        return run(on, compiled, values, fetch)
+
+    def note_on_driver(on, driver, sql, work):  # executemany
+        note(driver, sql)
         return on_driver(on, driver, sql, work)
 
-    monkeypatch.setattr(app_statements, "on_driver", note)
+    # A statement goes to the driver through one of these two (app/repositories/statements.py).
+    monkeypatch.setattr(app_statements, "_run", note_run)
+    monkeypatch.setattr(app_statements, "on_driver", note_on_driver)
     return seen, drivers
 
 

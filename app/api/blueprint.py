@@ -23,13 +23,19 @@ import flask
 import flask_smorest
 from apispec import APISpec
 from flask import Flask, Request
-from flask_smorest.utils import resolve_schema_instance
+from flask_smorest.utils import (
+    resolve_schema_instance,
+    set_status_and_headers_in_response,
+    unpack_tuple_response,
+)
 from marshmallow import Schema, ValidationError
 from webargs.flaskparser import FlaskParser
+from werkzeug.wrappers import Response
 
 from ..errors import MalformedBody, UnsupportedMediaType, ValidationFailed, flatten_messages
 from ..schemas.common import Version
 from .docs import ERROR_RESPONSES, LOCATION_HEADER
+from .responses import json_response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -201,13 +207,14 @@ class Blueprint(flask_smorest.Blueprint):
 
             @wraps(view)
             def wrapper(*view_args: Any, **view_kwargs: Any) -> Any:
-                document = parser.load_json(flask.request, schema)
+                request = flask.request._get_current_object()  # type: ignore[attr-defined]
+                document = parser.load_json(request, schema)
                 try:
                     fields = schema.load(document)
                 except ValidationError as error:
                     parser.handle_error(
                         ValidationError({location: error.messages}),
-                        flask.request,
+                        request,
                         schema,
                         error_status_code=None,
                         error_headers=None,
@@ -216,6 +223,44 @@ class Blueprint(flask_smorest.Blueprint):
 
             wrapper._apidoc = documented_view._apidoc  # type: ignore[attr-defined]
             return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def response(
+        self, status_code: int, schema: type[Schema] | Schema | None = None, **kwargs: Any
+    ) -> Callable[[F], F]:
+        """flask-smorest's ``response``, documented by flask-smorest, run here: the view's
+        result (or ``(result, status, headers)``) dumped by ``schema`` and sent as JSON by
+        ``json_response``. flask-smorest's own run keeps the dump in the app context for
+        ETags, which this API does not use, and goes through ``jsonify``."""
+        documented = super().response(status_code, schema, **kwargs)
+        schema = resolve_schema_instance(schema) if schema is not None else None
+
+        def decorator(view: F) -> F:
+            documented_view = documented(view)
+
+            @wraps(view)
+            def wrapper(*view_args: Any, **view_kwargs: Any) -> Any:
+                result, status, headers = unpack_tuple_response(view(*view_args, **view_kwargs))
+                if isinstance(result, Response):
+                    set_status_and_headers_in_response(result, status, headers)
+                    return result
+                document = result if schema is None else schema.dump(result)
+                return json_response(document, status_code if status is None else status, headers)
+
+            wrapper._apidoc = documented_view._apidoc  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def alt_response(self, status_code: int, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's ``alt_response`` documents a response the view may give; it also
+        wraps the view in a call that does nothing more. Only the document is kept."""
+        documented = super().alt_response(status_code, *args, **kwargs)
+
+        def decorator(view: F) -> F:
+            view._apidoc = documented(view)._apidoc  # type: ignore[attr-defined]
+            return view
 
         return decorator
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from flask import url_for
-
 from ..auth import (
     CREDENTIAL_CREATE,
     CREDENTIAL_DELETE,
@@ -23,6 +21,7 @@ from ..schemas.tickets import (
 from . import CORE_PREFIX
 from .blueprint import Blueprint
 from .path import plain_statements, ticket_in_path, user_in_path
+from .responses import resource_location
 
 blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
 
@@ -30,11 +29,9 @@ TICKET_PATH = "/<client_ext_id>/users/<user_ext_id>/ticket"
 
 
 def ticket_location(ticket) -> str:
-    return url_for(
-        "tickets.create_ticket",
-        client_ext_id=ticket.user.client.ext_id,
-        user_ext_id=ticket.user.ext_id,
-    )
+    """``url_for("tickets.create_ticket", ...)``, the same path built directly (a create's
+    response is the service's most frequent)."""
+    return resource_location(ticket.user.client.ext_id, "users", ticket.user.ext_id, "ticket")
 
 
 @blp.route(TICKET_PATH, methods=["POST"])

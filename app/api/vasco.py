@@ -1,5 +1,3 @@
-from flask import url_for
-
 from ..auth import (
     CREDENTIAL_CREATE,
     CREDENTIAL_DELETE,
@@ -13,6 +11,7 @@ from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdat
 from . import CORE_PREFIX
 from .blueprint import Blueprint
 from .path import client_in_path, plain_statements, user_and_vasco_in_path, vasco_in_path
+from .responses import resource_location
 
 blp = Blueprint(
     "vasco", __name__, url_prefix=CORE_PREFIX, description="VASCO (OneSpan Digipass) credentials"
@@ -41,8 +40,8 @@ def create_vasco(fields, client):
     client's default VascoPolicy applies.
     """
     vasco = VascoRepository().create(client, **fields)
-    location = url_for(".get_vasco", client_ext_id=client.ext_id, vasco_ext_id=vasco.ext_id)
-    return vasco, 201, {"Location": location}
+    # url_for(".get_vasco", ...), built directly: a create's response is frequent.
+    return vasco, 201, {"Location": resource_location(client.ext_id, "vasco", vasco.ext_id)}
 
 
 @blp.route("/<client_ext_id>/vasco", methods=["GET"])

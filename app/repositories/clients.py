@@ -64,7 +64,7 @@ class ClientRepository(Repository):
     def get(self, ext_id: str) -> Client:
         """The client, detached from the session, in one read with the terms of its default
         policies."""
-        rows = _CLIENT.all(self.statements, {"client_ext_id": ext_id})
+        rows = _CLIENT.all(self.statements, {"client_ext_id": ext_id}, repeated=len(CLIENT_COLUMNS))
         if not rows:
             raise NoRecord(f"No client '{ext_id}'")
         return client_from_rows(rows)

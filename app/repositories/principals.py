@@ -75,10 +75,11 @@ class PrincipalCache:
 
     @classmethod
     def of_app(cls) -> PrincipalCache:
-        extensions = current_app.extensions
+        app = current_app._get_current_object()
+        extensions = app.extensions
         principal_cache = extensions.get(cls.EXTENSION)
         if principal_cache is None:
-            seconds = current_app.config["PRINCIPAL_CACHE_SECONDS"]
+            seconds = app.config["PRINCIPAL_CACHE_SECONDS"]
             principal_cache = extensions.setdefault(cls.EXTENSION, cls(float(seconds)))
         return principal_cache
 

@@ -64,14 +64,17 @@ class _Compiled:
             return [value for _, value in converted]
         return dict(converted)
 
-    def row(self, raw: Sequence[Any]) -> tuple[Any, ...]:
+    def row(self, raw: Sequence[Any], start: int = 0) -> tuple[Any, ...]:
+        """The row's values as the columns' types give them; before column ``start``, as the
+        driver gave them."""
         if len(raw) != len(self.results):
             raise ValueError(f"{len(raw)} columns where {len(self.results)} were expected")
         if not self._conversions:
             return tuple(raw)
         values = list(raw)
         for index, convert in self._conversions:
-            values[index] = convert(values[index])
+            if index >= start:
+                values[index] = convert(values[index])
         return tuple(values)
 
 
@@ -101,10 +104,15 @@ class Prepared:
         row = _run(on, compiled, values, lambda cursor: cursor.fetchone())
         return None if row is None else compiled.row(row)
 
-    def all(self, on: Statements, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def all(
+        self, on: Statements, values: Mapping[str, Any], *, repeated: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """Every row. The first ``repeated`` columns are the same in every row (the one side
+        of a join): they are converted in the first row only, and are left as the driver
+        gave them in the others."""
         compiled = self.compiled(on.dialect)
         rows = _run(on, compiled, values, lambda cursor: cursor.fetchall())
-        return [compiled.row(row) for row in rows]
+        return [compiled.row(row, repeated if index else 0) for index, row in enumerate(rows)]
 
     def execute(self, on: Statements, values: Mapping[str, Any]) -> int | None:
         """Run a statement that returns no rows; the id of the row an INSERT made (SQLite's
@@ -156,44 +164,49 @@ def _with_cursor(driver_connection: Any, work: Callable[[Any], Any]) -> Any:
 
 
 def _run(on: Statements, compiled: _Compiled, values: Mapping[str, Any], fetch):
+    """``on_driver`` with ``_with_cursor``, written out: the path of every plain statement."""
     parameters = compiled.parameters(values)
-
-    def run(cursor):
-        cursor.execute(compiled.sql, parameters)
-        return fetch(cursor)
-
-    return on_driver(
-        on,
-        on.driver_connection(compiled.writes),
-        compiled.sql,
-        lambda driver: _with_cursor(driver, run),
-    )
+    driver_connection = on.driver_connection(compiled.writes)
+    try:
+        cursor = driver_connection.cursor()
+        try:
+            cursor.execute(compiled.sql, parameters)
+            return fetch(cursor)
+        finally:
+            cursor.close()
+    except on.dialect.loaded_dbapi.Error as error:
+        raise _driver_error(on, driver_connection, compiled.sql, error) from error
 
 
 def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[Any], Any]):
     """``work(driver_connection)``, with the driver's errors as SQLAlchemy's: IntegrityError
     for a violated constraint, OperationalError for an unreachable database. When the
     database has dropped the connection, it and the rest of the pool are discarded."""
-    dialect = on.dialect
     try:
         return work(driver_connection)
-    except dialect.loaded_dbapi.Error as error:
-        disconnected = dialect.is_disconnect(error, driver_connection, None)
-        if disconnected:
-            # The server went away (a restart, a failover): the pool's other connections
-            # went with it. Replace them all rather than fail a request on each.
-            on.invalidate(error)
-            on.engine.dispose()
-        # Parameters stay out of the error: they may carry secrets.
-        raise DBAPIError.instance(
-            sql,
-            None,
-            error,
-            dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=disconnected,
-            dialect=dialect,
-        ) from error
+    except on.dialect.loaded_dbapi.Error as error:
+        raise _driver_error(on, driver_connection, sql, error) from error
+
+
+def _driver_error(on: Statements, driver_connection: Any, sql: str, error: Exception):
+    """SQLAlchemy's error for the driver's ``error`` (``on_driver``)."""
+    dialect = on.dialect
+    disconnected = dialect.is_disconnect(error, driver_connection, None)
+    if disconnected:
+        # The server went away (a restart, a failover): the pool's other connections
+        # went with it. Replace them all rather than fail a request on each.
+        on.invalidate(error)
+        on.engine.dispose()
+    # Parameters stay out of the error: they may carry secrets.
+    return DBAPIError.instance(
+        sql,
+        None,
+        error,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=disconnected,
+        dialect=dialect,
+    )
 
 
 _INSERTS: dict[tuple[str, tuple[str, ...]], Prepared] = {}

@@ -176,7 +176,7 @@ def current_statements() -> Statements:
     """Where this request's plain statements run: its own connection (``own_connection``),
     else the ORM session's transaction."""
     if has_app_context():
-        connection = g.get(_REQUEST_CONNECTION)
+        connection = g._get_current_object().get(_REQUEST_CONNECTION)
         if connection is not None:
             return connection
     return SessionStatements(db.session)
@@ -200,6 +200,6 @@ def own_connection(*, single_write: bool = False) -> RequestConnection:
 
 def release_own_connection(error: BaseException | None = None) -> None:
     """Teardown: the request's own connection, if it had one, goes back to the pool."""
-    connection = g.pop(_REQUEST_CONNECTION, None)
+    connection = g._get_current_object().pop(_REQUEST_CONNECTION, None)
     if connection is not None:
         connection.release()

@@ -6,7 +6,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..errors import DuplicateValue, NoRecord
 from ..models import Client, Policy, User
 from .base import Repository, new_ext_id
-from .clients import ClientRepository, client_from_rows
+from .clients import CLIENT_COLUMNS, ClientRepository, client_from_rows
 from .policies import TERMS_COLUMNS, detached_from_row
 from .statements import Prepared
 
@@ -64,7 +64,9 @@ class UserRepository(Repository):
         ``PolicyRepository.remember_default_terms``: a credential created for this user in
         this request then needs no query of its own for its policy."""
         rows = _USER_WITH_CLIENT.all(
-            self.statements, {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
+            self.statements,
+            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
+            repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS),
         )
         if not rows:
             ClientRepository().get(client_ext_id)

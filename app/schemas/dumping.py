@@ -90,10 +90,16 @@ class Dumper:
 
     def __call__(self, obj: Any) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        # An object without item access (a model) gives its values as attributes, which is
+        # what ``_value_for_key`` finds for it after asking, field by field.
+        by_attribute = not hasattr(obj, "__getitem__")
         for name, field, key, path, convert in self._plan:
-            value = obj
-            for part in path:
-                value = _value_for_key(value, part)
+            if by_attribute and len(path) == 1:
+                value = getattr(obj, path[0], missing)
+            else:
+                value = obj
+                for part in path:
+                    value = _value_for_key(value, part)
             if value is missing:
                 value = field.serialize(name, obj, accessor=self.schema.get_attribute)
                 if value is missing:

@@ -426,9 +426,14 @@ def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
 
         return undo
 
-    # Every statement of a create goes to the driver through statements.on_driver.
+    # Every statement of a create goes to the driver through statements._run, or, for the
+    # blocks' executemany, statements.on_driver.
     statements: list[str] = []
-    on_driver = app_statements.on_driver
+    run, on_driver = app_statements._run, app_statements.on_driver
+
+    def note_run(on, compiled, values, fetch):
+        statements.append(compiled.sql)
+        return run(on, compiled, values, fetch)
 
     def fail_blocks(on, driver, sql, work):
         statements.append(sql)
@@ -438,6 +443,7 @@ def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
             raise RuntimeError("database failure in the middle of a create")
         return on_driver(on, driver, sql, work)
 
+    monkeypatch.setattr(app_statements, "_run", note_run)
     monkeypatch.setattr(app_statements, "on_driver", fail_blocks)
     return monkeypatch.undo
 
