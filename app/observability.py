@@ -117,7 +117,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if has_request_context() and "request_id" not in record.__dict__:
+        if "request_id" not in record.__dict__ and has_request_context():
             entry["request_id"] = g._get_current_object().get("request_id")
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
@@ -149,6 +149,18 @@ class StderrHandler(logging.StreamHandler):
     @property
     def stream(self):  # type: ignore[override]
         return sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """``StreamHandler.emit``, with the stream looked up once and flushed at once
+        (``handle`` holds the handler's lock already; ``flush`` would take it again)."""
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + self.terminator)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(level: int) -> None:

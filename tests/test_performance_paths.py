@@ -11,6 +11,7 @@ import sqlite3
 import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import delete, inspect, text
@@ -302,3 +303,47 @@ def test_a_naive_date_is_refused_on_sqlite_too():
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     with pytest.raises(ValueError, match="naive"):
         process(datetime(2026, 11, 23, 17, 5, 9))
+
+
+@pytest.mark.parametrize(
+    "ext_id", ["plain", "with space", "ümlaut-日本", "a!$&'()*+,;=:@~b", "per%25cent", "q?h#x"]
+)
+def test_a_creates_location_is_what_url_for_builds(app, client, admin, acme, ext_id):
+    """The creates build their ``Location`` without ``url_for`` (app/api/responses.py)."""
+    from flask import url_for
+    from werkzeug.urls import iri_to_uri
+
+    from tests.api.test_vasco_create import tokens
+
+    response = client.post(
+        f"{CORE}/acme/users", json={"extId": ext_id, "loginId": ext_id}, headers=admin
+    )
+    assert response.status_code == 201, response.json
+    path = f"{CORE}/acme/users/{quote(ext_id, safe='')}/ticket"
+    ticket = client.post(path, json={}, headers=admin)
+    vasco = client.post(
+        f"{CORE}/acme/vasco", json={"extId": ext_id, "vascoTokens": tokens("a")}, headers=admin
+    )
+    assert (ticket.status_code, vasco.status_code) == (201, 201)
+    with app.test_request_context():
+        expected_ticket = url_for("tickets.create_ticket", client_ext_id="acme", user_ext_id=ext_id)
+        expected_vasco = url_for("vasco.get_vasco", client_ext_id="acme", vasco_ext_id=ext_id)
+    # werkzeug turns a Location into a URI as it sends it, as it turned url_for's.
+    assert ticket.headers["Location"] == iri_to_uri(expected_ticket)
+    assert vasco.headers["Location"] == iri_to_uri(expected_vasco)
+    assert client.get(ticket.headers["Location"], headers=admin).status_code == 200
+    assert client.get(vasco.headers["Location"], headers=admin).status_code == 200
+
+
+def test_a_created_credentials_response_is_what_jsonify_makes(app, client, admin, acme):
+    """The body, status and headers of ``json_response`` (app/api/responses.py): what
+    flask-smorest made with ``jsonify``."""
+    from flask import jsonify
+
+    response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    assert response.status_code == 201
+    with app.test_request_context():
+        made = jsonify(response.json)
+    assert response.get_data() == made.get_data()
+    assert response.headers["Content-Type"] == made.headers["Content-Type"]
+    assert response.headers["Content-Length"] == made.headers["Content-Length"]

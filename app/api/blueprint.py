@@ -54,9 +54,18 @@ def _reject_constant(name: str) -> NoReturn:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def _loads(body: bytes) -> Any:
-    """``json.loads(body, parse_constant=_reject_constant)``, with one decoder for all."""
-    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+# An unpaired surrogate as the body's text holds it (decoded with "surrogatepass").
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _loads(body: bytes) -> tuple[Any, bool]:
+    """``json.loads(body, parse_constant=_reject_constant)``, with one decoder for all; and
+    whether a string of the document may hold what no database stores (``unstorable_strings``):
+    only a ``\\u`` escape can put a NUL in one (the decoder refuses a raw control character),
+    and only an escape or a surrogate in the text itself an unpaired surrogate."""
+    text = body.decode(json.detect_encoding(body), "surrogatepass")
+    suspect = "\\u" in text or _SURROGATE.search(text) is not None
+    return _DECODER.decode(text), suspect
 
 
 UNSTORABLE = "Must not contain NUL characters or unpaired surrogates (\\u0000, \\ud800-\\udfff)."
@@ -112,14 +121,14 @@ class ContractParser(FlaskParser):
         if not body:
             raise MalformedBody("A JSON object body is required (it may be {})")
         try:
-            document = _loads(body)
+            document, suspect = _loads(body)
         except (ValueError, UnicodeDecodeError) as error:
             raise MalformedBody(f"The body is not valid JSON: {error}") from None
         except RecursionError:
             raise MalformedBody("The body is not valid JSON: it is nested too deeply") from None
         if not isinstance(document, dict):
             raise MalformedBody("The body must be a JSON object")
-        problems = unstorable_strings(document)
+        problems = unstorable_strings(document) if suspect else None
         if problems:
             raise ValidationFailed(problems)
         return document

@@ -18,12 +18,22 @@ from ..repositories.users import UserRepository
 from ..repositories.vasco import VascoRepository
 
 
-def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, client_ext_id: str, **kwargs: Any) -> Any:
-        return view(*args, client=ClientRepository().get(client_ext_id), **kwargs)
+def client_in_path(
+    view: Callable[..., Any] | None = None, *, default_policy_type: str | None = None
+) -> Any:
+    """``/{client_ext_id}``: the view gets ``client``. A view that creates a credential of
+    one type names its policy type (``@client_in_path(default_policy_type=...)``): the
+    client's read then brings the terms of that default policy alone."""
 
-    return wrapper
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, client_ext_id: str, **kwargs: Any) -> Any:
+            client = ClientRepository().get(client_ext_id, default_policy_type=default_policy_type)
+            return view(*args, client=client, **kwargs)
+
+        return wrapper
+
+    return decorator if view is None else decorator(view)
 
 
 def plain_statements(
@@ -49,12 +59,24 @@ def plain_statements(
     return decorator
 
 
-def user_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
-        return view(*args, user=UserRepository().get(client_ext_id, user_ext_id), **kwargs)
+def user_in_path(
+    view: Callable[..., Any] | None = None, *, default_policy_type: str | None = None
+) -> Any:
+    """``/{client_ext_id}/users/{user_ext_id}``: the view gets ``user``. A view that creates
+    a credential of one type names its policy type (``@user_in_path(default_policy_type=
+    ...)``): the user's read then brings the terms of that default policy alone."""
 
-    return wrapper
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
+            user = UserRepository().get(
+                client_ext_id, user_ext_id, default_policy_type=default_policy_type
+            )
+            return view(*args, user=user, **kwargs)
+
+        return wrapper
+
+    return decorator if view is None else decorator(view)
 
 
 def vasco_in_path(*, reveal: bool = True) -> Callable[[Callable[..., Any]], Any]:

@@ -9,6 +9,7 @@ from ..auth import (
     CREDENTIAL_VIEW,
     require_permissions,
 )
+from ..models import TICKET_POLICY
 from ..repositories.tickets import TicketRepository
 from ..schemas.tickets import (
     IssuedTicketSchema,
@@ -37,7 +38,7 @@ def ticket_location(ticket) -> str:
 @blp.route(TICKET_PATH, methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE)
 @plain_statements(single_write=True)
-@user_in_path
+@user_in_path(default_policy_type=TICKET_POLICY)
 @blp.arguments(TicketCreateSchema)
 @blp.response(201, IssuedTicketSchema, description="Ticket credential created successfully")
 @blp.error_response(

@@ -5,6 +5,7 @@ from ..auth import (
     CREDENTIAL_VIEW,
     require_permissions,
 )
+from ..models import VASCO_POLICY
 from ..repositories.vasco import VascoRepository
 from ..schemas.pagination import PageQuerySchema, page_schema
 from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
@@ -23,7 +24,7 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 @blp.route("/<client_ext_id>/vasco", methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
 @plain_statements(single_write=True)
-@client_in_path
+@client_in_path(default_policy_type=VASCO_POLICY)
 @blp.arguments(VascoCreateSchema)
 @blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")
 @blp.error_response(

@@ -11,21 +11,24 @@ from .statements import Prepared
 CLIENT_COLUMNS = tuple(column.key for column in Client.__table__.c)
 
 
-def _client_statement() -> Select:
-    """The client and the terms of its default policies (one row per default policy): a
-    credential created in the client needs them next."""
+def _client_statement(*, of_type: bool = False) -> Select:
+    """The client and the terms of its default policies (one row per default policy;
+    ``of_type``: of the one of type ``:policy_type``): a credential created in the client
+    needs them next."""
     clients, policies = Client.__table__, Policy.__table__
+    policy = and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
+    if of_type:
+        policy = and_(policy, policies.c.policy_type == bindparam("policy_type"))
     return (
         select(*clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
-        .outerjoin(
-            policies, and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
-        )
+        .outerjoin(policies, policy)
         .where(clients.c.ext_id == bindparam("client_ext_id"))
     )
 
 
-# Every request about a client reads it through this (app/repositories/statements.py).
+# Every request about a client reads it through one of these (app/repositories/statements.py).
 _CLIENT = Prepared(_client_statement)
+_CLIENT_AND_POLICY = Prepared(lambda: _client_statement(of_type=True))
 
 
 def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
@@ -61,10 +64,15 @@ class ClientRepository(Repository):
         self.commit(lambda: self._explain_conflict(client))
         return client
 
-    def get(self, ext_id: str) -> Client:
+    def get(self, ext_id: str, *, default_policy_type: str | None = None) -> Client:
         """The client, detached from the session, in one read with the terms of its default
-        policies."""
-        rows = _CLIENT.all(self.statements, {"client_ext_id": ext_id}, repeated=len(CLIENT_COLUMNS))
+        policies (or of its default policy of ``default_policy_type`` alone)."""
+        values = {"client_ext_id": ext_id}
+        statement = _CLIENT
+        if default_policy_type is not None:
+            statement = _CLIENT_AND_POLICY
+            values["policy_type"] = default_policy_type
+        rows = statement.all(self.statements, values, repeated=len(CLIENT_COLUMNS))
         if not rows:
             raise NoRecord(f"No client '{ext_id}'")
         return client_from_rows(rows)

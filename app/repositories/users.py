@@ -13,16 +13,18 @@ from .statements import Prepared
 _USER_COLUMNS = tuple(column.key for column in User.__table__.c)
 
 
-def _user_with_client_statement() -> Select:
+def _user_with_client_statement(*, of_type: bool = False) -> Select:
     """The user and its client, and the terms of the client's default policies (one row
-    per default policy): creating a credential for the user needs them next."""
+    per default policy; ``of_type``: of the one of type ``:policy_type``): creating a
+    credential for the user needs them next."""
     users, clients, policies = User.__table__, Client.__table__, Policy.__table__
+    policy = and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
+    if of_type:
+        policy = and_(policy, policies.c.policy_type == bindparam("policy_type"))
     return (
         select(*users.c, *clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
         .join_from(users, clients, users.c.client_id == clients.c.id)
-        .outerjoin(
-            policies, and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
-        )
+        .outerjoin(policies, policy)
         .where(
             clients.c.ext_id == bindparam("client_ext_id"),
             users.c.ext_id == bindparam("user_ext_id"),
@@ -30,8 +32,9 @@ def _user_with_client_statement() -> Select:
     )
 
 
-# Every request about a user reads it through this (app/repositories/statements.py).
+# Every request about a user reads it through one of these (app/repositories/statements.py).
 _USER_WITH_CLIENT = Prepared(_user_with_client_statement)
+_USER_WITH_CLIENT_AND_POLICY = Prepared(lambda: _user_with_client_statement(of_type=True))
 
 
 class UserRepository(Repository):
@@ -57,16 +60,22 @@ class UserRepository(Repository):
         self.commit(lambda: self._explain_conflict(client, user))
         return user
 
-    def get(self, client_ext_id: str, user_ext_id: str) -> User:
+    def get(
+        self, client_ext_id: str, user_ext_id: str, *, default_policy_type: str | None = None
+    ) -> User:
         """The user with its client, in one query; NoRecord names what is missing.
 
-        The same query reads the terms of the client's default policies and hands them to
+        The same query reads the terms of the client's default policies (or of its default
+        policy of ``default_policy_type`` alone) and hands them to
         ``PolicyRepository.remember_default_terms``: a credential created for this user in
         this request then needs no query of its own for its policy."""
-        rows = _USER_WITH_CLIENT.all(
-            self.statements,
-            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
-            repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS),
+        values = {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
+        statement = _USER_WITH_CLIENT
+        if default_policy_type is not None:
+            statement = _USER_WITH_CLIENT_AND_POLICY
+            values["policy_type"] = default_policy_type
+        rows = statement.all(
+            self.statements, values, repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS)
         )
         if not rows:
             ClientRepository().get(client_ext_id)

@@ -50,6 +50,11 @@ class OutputSchema(Schema):
         return dumper(obj)
 
 
+# The last date ``UtcDateTime`` wrote and its text: a new credential's dates are mostly one
+# moment, the same object (a datetime never changes, so the same object has the same text).
+_LAST_SERIALIZED: list[tuple[datetime | None, str | None]] = [(None, None)]
+
+
 class UtcDateTime(fields.Field):
     """ISO 8601 in UTC at second precision with a ``Z`` (``2026-11-22T10:15:30Z``).
 
@@ -63,8 +68,12 @@ class UtcDateTime(fields.Field):
     def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+        seen, text = _LAST_SERIALIZED[0]
+        if value is not seen:
+            # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
+            text = value.astimezone(UTC).replace(tzinfo=None).isoformat("T", "seconds") + "Z"
+            _LAST_SERIALIZED[0] = (value, text)
+        return text
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):

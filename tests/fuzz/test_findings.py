@@ -46,6 +46,30 @@ def test_text_no_database_can_hold_is_422_naming_the_field(client, admin, acme, 
     assert error["field"] == (field or "parameters.k\\x00")
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"extId": "raw", "name": "a\xed\xa0\x80b"}',  # a surrogate encoded as UTF-8 bytes
+        '{"extId": "wide", "name": "a\ud800b"}'.encode("utf-16-le", "surrogatepass"),  # UTF-16
+    ],
+    ids=["utf-8", "utf-16"],
+)
+def test_an_unpaired_surrogate_sent_as_it_is_not_escaped_is_422(client, admin, body):
+    # Decoded with "surrogatepass", the body's text holds the surrogate itself, no escape.
+    response = client.post(
+        f"{CORE}/clients", data=body, headers={**admin, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.json
+    assert response.json["errors"][0]["field"] == "name"
+
+
+def test_escapes_that_make_storable_text_pass(client, admin):
+    body = '{"extId": "esc", "name": "caf\\u00e9 \\\\u0000 \\ud83d\\ude00"}'
+    response = post_raw(client, admin, f"{CORE}/clients", body)
+    assert response.status_code == 201, response.json
+    assert response.json["name"] == "caf\u00e9 \\u0000 \U0001f600"
+
+
 def test_a_path_segment_with_a_control_character_names_nothing(client, admin, acme):
     for url in (f"{CORE}/clients/acme%00", f"{CORE}/acme/users/%00", f"{CORE}/acme%01/vasco"):
         response = client.get(url, headers=admin)
