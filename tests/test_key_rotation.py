@@ -5,6 +5,7 @@ says when an old key can go."""
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 from collections import Counter
@@ -303,3 +304,11 @@ def test_a_box_built_with_one_key_works_as_before():
     assert rotating.reseal(sealed_a, place).startswith(f"{key_id_of(key_b)}:")
     with pytest.raises(KeyConfigurationError, match=f"sealed with key {key_id_of(key_b)}"):
         SecretBox(key_a).open(rotating.seal(b"block", place), place)
+
+
+@pytest.mark.parametrize(
+    "parts", [("acme", "token-1", "CR"), ('q"u\\o', "ü日本\U0001f600", "\x00\n\ud800")]
+)
+def test_associated_data_is_the_json_text_of_its_parts(parts):
+    # What sealed blocks are bound to must not change: blocks sealed before would not open.
+    assert associated_data(*parts) == json.dumps(["vasco-token-block", *parts]).encode()

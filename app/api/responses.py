@@ -33,7 +33,8 @@ def resource_location(*segments: str) -> str:
     from . import CORE_PREFIX
 
     path = "/".join(quote(segment, safe=_SEGMENT_SAFE) for segment in segments)
-    return f"{request.script_root}{CORE_PREFIX}/{path}"
+    script_root = request._get_current_object().script_root  # type: ignore[attr-defined]
+    return f"{script_root}{CORE_PREFIX}/{path}"
 
 
 def _encoder(app: Flask) -> json.JSONEncoder:

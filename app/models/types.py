@@ -14,6 +14,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+# SQLAlchemy's text for an SQLite DATETIME (its DATETIME._storage_format).
+_SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 class UTCDateTime(TypeDecorator):
     """An aware UTC datetime on every database.
 
@@ -46,12 +50,23 @@ class UTCDateTime(TypeDecorator):
     def bind_processor(self, dialect):
         if not self._sqlite_text(dialect):
             return super().bind_processor(dialect)
-        to_naive_utc = self.process_bind_param
 
         def process(value):
             if value is None:
                 return None
-            return to_naive_utc(value, dialect).isoformat(" ", "microseconds")
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+            value = value.astimezone(UTC)
+            # isoformat(" ", "microseconds") of the naive value, at half the cost.
+            return _SQLITE_DATETIME % (
+                value.year,
+                value.month,
+                value.day,
+                value.hour,
+                value.minute,
+                value.second,
+                value.microsecond,
+            )
 
         return process
 

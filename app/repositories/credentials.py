@@ -8,7 +8,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import CTE, bindparam, insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from ..errors import ApiError, InvalidData, StaleVersion
@@ -84,11 +83,10 @@ def committed_credential(
     model: type[NewCredential], row: dict[str, Any], **related: Any
 ) -> NewCredential:
     """The credential a create has just committed, built from its ``row`` (detached from
-    the session), with its ``related`` objects (user, client, policy) attached."""
-    credential = detached_from_row(model, row)
-    for relationship, value in related.items():
-        set_committed_value(credential, relationship, value)
-    return credential
+    the session), with its ``related`` objects (user, client, policy) attached: set as its
+    columns are, as loaded values, which is what ``set_committed_value`` makes of them on
+    an object that has no history."""
+    return detached_from_row(model, {**row, **related})
 
 
 class CredentialRepository(Repository):

@@ -53,6 +53,7 @@ class OutputSchema(Schema):
 # The last date ``UtcDateTime`` wrote and its text: a new credential's dates are mostly one
 # moment, the same object (a datetime never changes, so the same object has the same text).
 _LAST_SERIALIZED: list[tuple[datetime | None, str | None]] = [(None, None)]
+_API_DATETIME = "%04d-%02d-%02dT%02d:%02d:%02dZ"
 
 
 class UtcDateTime(fields.Field):
@@ -71,7 +72,16 @@ class UtcDateTime(fields.Field):
         seen, text = _LAST_SERIALIZED[0]
         if value is not seen:
             # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
-            text = value.astimezone(UTC).replace(tzinfo=None).isoformat("T", "seconds") + "Z"
+            # Nor isoformat: twice the cost, for the same text.
+            utc = value.astimezone(UTC)
+            text = _API_DATETIME % (
+                utc.year,
+                utc.month,
+                utc.day,
+                utc.hour,
+                utc.minute,
+                utc.second,
+            )
             _LAST_SERIALIZED[0] = (value, text)
         return text
 
