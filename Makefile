@@ -51,6 +51,14 @@ bench: install
 	  (apt-get update && apt-get install -y wrk)
 	$(BIN)/python bench/run.py
 
+# Instructions per request, counted by valgrind's callgrind: steady on a shared machine
+# (bench/instructions.py; README "Benchmarks").
+.PHONY: bench-instructions
+bench-instructions: install
+	@command -v valgrind >/dev/null 2>&1 || apt-get install -y valgrind || \
+	  (apt-get update && apt-get install -y valgrind)
+	$(BIN)/python bench/instructions.py
+
 # Schema-driven fuzzing with schemathesis against gunicorn (tests/fuzz; README "API
 # documentation"): every operation of /openapi.json, seed and examples per operation in
 # tests/fuzz/schemathesis.toml; on PostgreSQL too when TEST_DATABASE_URL is set.

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 from flask import Flask, Response, current_app, request
 
+from . import CORE_PREFIX
+
 # What werkzeug's converters leave unquoted in a path argument (BaseConverter.to_url).
 _SEGMENT_SAFE = "!$&'()*+,/:;=@"
 
@@ -30,8 +32,6 @@ def resource_location(*segments: str) -> str:
     ``resource_location("c1", "users", "u1", "ticket")``. Each segment is quoted as
     ``url_for`` quotes a path argument, under the app's script root as ``url_for`` puts it
     (werkzeug converts the whole ``Location`` to a URI as the response is sent)."""
-    from . import CORE_PREFIX
-
     path = "/".join(quote(segment, safe=_SEGMENT_SAFE) for segment in segments)
     script_root = request._get_current_object().script_root  # type: ignore[attr-defined]
     return f"{script_root}{CORE_PREFIX}/{path}"
@@ -67,5 +67,5 @@ def json_response(
         f"{encoder.encode(document)}\n",
         status=status,
         headers=headers,
-        content_type=getattr(app.json, "mimetype", "application/json"),
+        mimetype=getattr(app.json, "mimetype", "application/json"),
     )

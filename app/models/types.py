@@ -14,6 +14,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+NAIVE_REFUSED = "naive datetimes are not stored; pass an aware UTC datetime"
 # SQLAlchemy's text for an SQLite DATETIME (its DATETIME._storage_format).
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 
@@ -36,7 +37,7 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+            raise ValueError(NAIVE_REFUSED)
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -55,7 +56,7 @@ class UTCDateTime(TypeDecorator):
             if value is None:
                 return None
             if value.tzinfo is None:
-                raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+                raise ValueError(NAIVE_REFUSED)
             value = value.astimezone(UTC)
             # isoformat(" ", "microseconds") of the naive value, at half the cost.
             return _SQLITE_DATETIME % (

@@ -188,7 +188,7 @@ def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[
         raise _driver_error(on, driver_connection, sql, error) from error
 
 
-def _driver_error(on: Statements, driver_connection: Any, sql: str, error: Exception):
+def _driver_error(on: Statements, driver_connection: Any, sql: str, error: Exception) -> DBAPIError:
     """SQLAlchemy's error for the driver's ``error`` (``on_driver``)."""
     dialect = on.dialect
     disconnected = dialect.is_disconnect(error, driver_connection, None)
