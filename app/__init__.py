@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from types import FunctionType, MethodType
+from types import FunctionType
 from typing import Any
 
 from flask import Flask
@@ -48,17 +48,16 @@ POSTGRESQL_CONNECT_ARGS = {
 class App(Flask):
     """The service's Flask app.
 
-    ``ensure_sync`` is Flask's, remembered for plain functions and bound methods (an
-    extension's hook, such as flask-sqlalchemy's teardown): Flask and flask-smorest ask it
-    about every view, wrapper and hook on every request, and each time it asks ``inspect``
-    whether the function is a coroutine function."""
+    ``ensure_sync`` is Flask's, remembered for plain functions: Flask and flask-smorest ask
+    it about every view, wrapper and hook on every request, and each time it asks
+    ``inspect`` whether the function is a coroutine function."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sync_functions: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._sync_functions: dict[FunctionType, Callable[..., Any]] = {}
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if type(func) is not FunctionType and type(func) is not MethodType:
+        if type(func) is not FunctionType:
             return super().ensure_sync(func)
         sync = self._sync_functions.get(func)
         if sync is None:

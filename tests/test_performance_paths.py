@@ -193,10 +193,12 @@ def record_statements(monkeypatch) -> tuple[list[tuple[str, bool]], list[Any]]:
         drivers.append(driver)
 
     def note_run(on, compiled, values, fetch):
-        # The connection the statement is about to run on (asking again, as ``_run`` does,
-        # returns the same one, in the same transaction).
-        note(on.driver_connection(compiled.writes), compiled.sql)
-        return run(on, compiled, values, fetch)
+        # Read once the statement has run, from the connection its cursor ran on.
+        def noted(cursor):
+            note(cursor.connection, compiled.sql)
+            return fetch(cursor)
+
+        return run(on, compiled, values, noted)
 
     def note_on_driver(on, driver, sql, work):  # executemany
         note(driver, sql)
@@ -308,42 +310,61 @@ def test_a_naive_date_is_refused_on_sqlite_too():
 @pytest.mark.parametrize(
     "ext_id", ["plain", "with space", "ümlaut-日本", "a!$&'()*+,;=:@~b", "per%25cent", "q?h#x"]
 )
-def test_a_creates_location_is_what_url_for_builds(app, client, admin, acme, ext_id):
-    """The creates build their ``Location`` without ``url_for`` (app/api/responses.py)."""
+@pytest.mark.parametrize("script_root", ["", "/idm ü"])
+def test_a_creates_location_is_what_url_for_builds(app, client, admin, acme, ext_id, script_root):
+    """The credential creates build their ``Location`` without ``url_for``
+    (app/api/responses.py), under whatever script root the app is mounted at."""
     from flask import url_for
     from werkzeug.urls import iri_to_uri
 
     from tests.api.test_vasco_create import tokens
 
+    base_url = f"http://localhost{quote(script_root)}"
     response = client.post(
         f"{CORE}/acme/users", json={"extId": ext_id, "loginId": ext_id}, headers=admin
     )
     assert response.status_code == 201, response.json
     path = f"{CORE}/acme/users/{quote(ext_id, safe='')}/ticket"
-    ticket = client.post(path, json={}, headers=admin)
+    ticket = client.post(path, json={}, headers=admin, base_url=base_url)
     vasco = client.post(
-        f"{CORE}/acme/vasco", json={"extId": ext_id, "vascoTokens": tokens("a")}, headers=admin
+        f"{CORE}/acme/vasco",
+        json={"extId": ext_id, "vascoTokens": tokens("a")},
+        headers=admin,
+        base_url=base_url,
     )
     assert (ticket.status_code, vasco.status_code) == (201, 201)
-    with app.test_request_context():
+    with app.test_request_context(base_url=base_url):
         expected_ticket = url_for("tickets.create_ticket", client_ext_id="acme", user_ext_id=ext_id)
         expected_vasco = url_for("vasco.get_vasco", client_ext_id="acme", vasco_ext_id=ext_id)
+    assert expected_ticket.startswith(f"{script_root}{CORE}/")
     # werkzeug turns a Location into a URI as it sends it, as it turned url_for's.
     assert ticket.headers["Location"] == iri_to_uri(expected_ticket)
     assert vasco.headers["Location"] == iri_to_uri(expected_vasco)
-    assert client.get(ticket.headers["Location"], headers=admin).status_code == 200
-    assert client.get(vasco.headers["Location"], headers=admin).status_code == 200
+    for location in (ticket.headers["Location"], vasco.headers["Location"]):
+        found = client.get(location.removeprefix(quote(script_root)), headers=admin)
+        assert found.status_code == 200
 
 
-def test_a_created_credentials_response_is_what_jsonify_makes(app, client, admin, acme):
+def test_responses_are_what_jsonify_makes(app, client, admin, acme):
     """The body, status and headers of ``json_response`` (app/api/responses.py): what
-    flask-smorest made with ``jsonify``."""
+    flask-smorest made with ``jsonify``, non-ASCII text escaped as it escapes it; a 204 has
+    neither body nor type."""
     from flask import jsonify
 
-    response = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    users = f"{CORE}/acme/users"
+    response = client.post(users, json={"extId": "ü日本", "loginId": "ü"}, headers=admin)
     assert response.status_code == 201
+    response = client.post(f"{users}/{quote('ü日本')}/ticket", json={}, headers=admin)
+    assert response.status_code == 201
+    assert b"\\u00fc\\u65e5\\u672c" in response.get_data()  # ensure_ascii, as jsonify's
     with app.test_request_context():
         made = jsonify(response.json)
     assert response.get_data() == made.get_data()
     assert response.headers["Content-Type"] == made.headers["Content-Type"]
     assert response.headers["Content-Length"] == made.headers["Content-Length"]
+
+    deleted = client.delete(f"{users}/{quote('ü日本')}/ticket", headers=admin)
+    assert deleted.status_code == 204
+    assert deleted.get_data() == b""
+    assert "Content-Type" not in deleted.headers
+    assert "Content-Length" not in deleted.headers

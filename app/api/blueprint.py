@@ -13,6 +13,7 @@ permissions ``require_permissions`` recorded (see ``error_statuses``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -246,6 +247,9 @@ class Blueprint(flask_smorest.Blueprint):
         schema = resolve_schema_instance(schema) if schema is not None else None
 
         def decorator(view: F) -> F:
+            # Called as it is, not through ``ensure_sync``: the service's views are plain.
+            if inspect.iscoroutinefunction(view):
+                raise TypeError(f"{view.__qualname__}: async views are not supported")
             documented_view = documented(view)
 
             @wraps(view)

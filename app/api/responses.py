@@ -5,8 +5,9 @@ app/api/blueprint.py): the text ``jsonify`` would make, with the app's JSON sett
 one encoder made once per app, and the response made with its status, type and headers in
 one call.
 
-A create's ``Location`` is the path of what it made (``resource_location``): what
-``url_for`` builds, without the routing map's search for the rule and building from it.
+The credential creates' ``Location`` is the path of what they made (``resource_location``):
+what ``url_for`` builds, without the routing map's search for the rule and building from it.
+The other creates (clients, users, policies) use ``url_for``.
 """
 
 from __future__ import annotations

@@ -33,7 +33,9 @@ _CLIENT_AND_POLICY = Prepared(lambda: _client_statement(of_type=True))
 
 def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
     """The client whose columns begin at ``start`` in ``rows`` (read with the terms of its
-    default policies right after them, one row per policy), detached from the session; the
+    default policies right after them, one row per policy; the columns before the terms are
+    read from the first row only, the others may hold them unconverted: ``Prepared.all``'s
+    ``repeated``), detached from the session; the
     terms are remembered for a credential created in this transaction
     (``PolicyRepository.remember_default_terms``)."""
     end = start + len(CLIENT_COLUMNS)

@@ -164,7 +164,8 @@ def _with_cursor(driver_connection: Any, work: Callable[[Any], Any]) -> Any:
 
 
 def _run(on: Statements, compiled: _Compiled, values: Mapping[str, Any], fetch):
-    """``on_driver`` with ``_with_cursor``, written out: the path of every plain statement."""
+    """``on_driver`` with ``_with_cursor``, written out: the path of every plain statement
+    but ``execute_many``'s."""
     parameters = compiled.parameters(values)
     driver_connection = on.driver_connection(compiled.writes)
     try:
