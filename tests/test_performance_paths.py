@@ -183,30 +183,23 @@ def record_statements(monkeypatch) -> tuple[list[tuple[str, bool]], list[Any]]:
     begins one with the statement); and the driver connections it ran on."""
     seen: list[tuple[str, bool]] = []
     drivers: list[Any] = []
-    run, on_driver = app_statements._run, app_statements.on_driver
+    run = app_statements._run
 
-    def note(driver, sql):
-        if isinstance(driver, sqlite3.Connection):
-            seen.append((sql.split()[0], driver.in_transaction))
-        else:
-            seen.append((sql.split()[0], not driver.autocommit))
-        drivers.append(driver)
-
-    def note_run(on, compiled, values, fetch):
+    def note_run(on, compiled, parameters, fetch, **options):
         # Read once the statement has run, from the connection its cursor ran on.
         def noted(cursor):
-            note(cursor.connection, compiled.sql)
+            driver, sql = cursor.connection, compiled.sql
+            if isinstance(driver, sqlite3.Connection):
+                seen.append((sql.split()[0], driver.in_transaction))
+            else:
+                seen.append((sql.split()[0], not driver.autocommit))
+            drivers.append(driver)
             return fetch(cursor)
 
-        return run(on, compiled, values, noted)
+        return run(on, compiled, parameters, noted, **options)
 
-    def note_on_driver(on, driver, sql, work):  # executemany
-        note(driver, sql)
-        return on_driver(on, driver, sql, work)
-
-    # A statement goes to the driver through one of these two (app/repositories/statements.py).
+    # Every plain statement goes to the driver through it (app/repositories/statements.py).
     monkeypatch.setattr(app_statements, "_run", note_run)
-    monkeypatch.setattr(app_statements, "on_driver", note_on_driver)
     return seen, drivers
 
 

@@ -14,9 +14,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-NAIVE_REFUSED = "naive datetimes are not stored; pass an aware UTC datetime"
 # SQLAlchemy's text for an SQLite DATETIME (its DATETIME._storage_format).
 _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
+def _in_utc(value: datetime) -> datetime:
+    """An aware datetime in UTC; a naive one is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+    return value.astimezone(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -36,9 +42,7 @@ class UTCDateTime(TypeDecorator):
     def process_bind_param(self, value, dialect):
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(NAIVE_REFUSED)
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value, dialect):
@@ -55,9 +59,7 @@ class UTCDateTime(TypeDecorator):
         def process(value):
             if value is None:
                 return None
-            if value.tzinfo is None:
-                raise ValueError(NAIVE_REFUSED)
-            value = value.astimezone(UTC)
+            value = _in_utc(value)
             # isoformat(" ", "microseconds") of the naive value, at half the cost.
             return _SQLITE_DATETIME % (
                 value.year,

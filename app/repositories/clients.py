@@ -1,34 +1,28 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, bindparam, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, select
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import POLICY_TYPES, Client, Policy
 from .base import Repository, new_ext_id
-from .policies import TERMS_COLUMNS, PolicyRepository, detached_from_row
-from .statements import Prepared
+from .policies import TERMS_COLUMNS, PolicyRepository, WithDefaultTerms, detached_from_row
 
 CLIENT_COLUMNS = tuple(column.key for column in Client.__table__.c)
 
 
-def _client_statement(*, of_type: bool = False) -> Select:
-    """The client and the terms of its default policies (one row per default policy;
-    ``of_type``: of the one of type ``:policy_type``): a credential created in the client
-    needs them next."""
+def _client_statement(default_policies: ColumnElement[bool]) -> Select:
+    """The client and the terms of its default policies (``WithDefaultTerms``): a
+    credential created in the client needs them next."""
     clients, policies = Client.__table__, Policy.__table__
-    policy = and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
-    if of_type:
-        policy = and_(policy, policies.c.policy_type == bindparam("policy_type"))
     return (
         select(*clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
-        .outerjoin(policies, policy)
+        .outerjoin(policies, default_policies)
         .where(clients.c.ext_id == bindparam("client_ext_id"))
     )
 
 
-# Every request about a client reads it through one of these (app/repositories/statements.py).
-_CLIENT = Prepared(_client_statement)
-_CLIENT_AND_POLICY = Prepared(lambda: _client_statement(of_type=True))
+# Every request about a client reads it through this (app/repositories/statements.py).
+_CLIENT = WithDefaultTerms(_client_statement)
 
 
 def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
@@ -69,12 +63,12 @@ class ClientRepository(Repository):
     def get(self, ext_id: str, *, default_policy_type: str | None = None) -> Client:
         """The client, detached from the session, in one read with the terms of its default
         policies (or of its default policy of ``default_policy_type`` alone)."""
-        values = {"client_ext_id": ext_id}
-        statement = _CLIENT
-        if default_policy_type is not None:
-            statement = _CLIENT_AND_POLICY
-            values["policy_type"] = default_policy_type
-        rows = statement.all(self.statements, values, repeated=len(CLIENT_COLUMNS))
+        rows = _CLIENT.all(
+            self.statements,
+            {"client_ext_id": ext_id},
+            policy_type=default_policy_type,
+            repeated=len(CLIENT_COLUMNS),
+        )
         if not rows:
             raise NoRecord(f"No client '{ext_id}'")
         return client_from_rows(rows)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Select, bindparam, select, true, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select, true, update
 from sqlalchemy.orm import Mapper
 from sqlalchemy.orm.attributes import instance_state, set_committed_value
 
@@ -11,6 +12,9 @@ from ..errors import DuplicateValue, InvalidData, NoRecord
 from ..models import Client, Policy
 from .base import Repository, new_ext_id
 from .statements import Prepared
+
+if TYPE_CHECKING:
+    from .transactions import Statements
 
 # What a new credential reads of its policy: the rest of the row is never shown with it.
 TERMS_COLUMNS = ("id", "ext_id", "policy_type", "parameters")
@@ -20,6 +24,37 @@ TERMS_COLUMNS = ("id", "ext_id", "policy_type", "parameters")
 _DEFAULT_TERMS = "nevisidm.default_policy_terms"
 
 Model = TypeVar("Model")
+
+
+class WithDefaultTerms:
+    """A read of a client (or of something and its client) joined to the terms of the
+    client's default policies, one row per policy: of all of them, or, for a create that
+    names its policy type, of that one alone.
+
+    ``build(on)`` makes the statement from the join's ON clause, which it joins
+    ``policies`` with (an outer join: a client may have no default policy)."""
+
+    def __init__(self, build: Callable[[ColumnElement[bool]], Select]) -> None:
+        policies, clients = Policy.__table__, Client.__table__
+        default = and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
+        of_type = policies.c.policy_type == bindparam("policy_type")
+        self._all_types = Prepared(lambda: build(default))
+        self._one_type = Prepared(lambda: build(and_(default, of_type)))
+
+    def all(
+        self,
+        on: Statements,
+        values: Mapping[str, Any],
+        *,
+        policy_type: str | None,
+        repeated: int,
+    ) -> list[tuple[Any, ...]]:
+        """The rows (``Prepared.all``), with the terms of the default policy of
+        ``policy_type`` alone unless it is None."""
+        if policy_type is None:
+            return self._all_types.all(on, values, repeated=repeated)
+        values = {**values, "policy_type": policy_type}
+        return self._one_type.all(on, values, repeated=repeated)
 
 
 def detached_from_row(model: type[Model], row: dict[str, Any]) -> Model:

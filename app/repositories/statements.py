@@ -101,7 +101,7 @@ class Prepared:
 
     def one_or_none(self, on: Statements, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         compiled = self.compiled(on.dialect)
-        row = _run(on, compiled, values, lambda cursor: cursor.fetchone())
+        row = _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.fetchone())
         return None if row is None else compiled.row(row)
 
     def all(
@@ -111,28 +111,19 @@ class Prepared:
         of a join): they are converted in the first row only, and are left as the driver
         gave them in the others."""
         compiled = self.compiled(on.dialect)
-        rows = _run(on, compiled, values, lambda cursor: cursor.fetchall())
+        rows = _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.fetchall())
         return [compiled.row(row, repeated if index else 0) for index, row in enumerate(rows)]
 
     def execute(self, on: Statements, values: Mapping[str, Any]) -> int | None:
         """Run a statement that returns no rows; the id of the row an INSERT made (SQLite's
         ``lastrowid``: on PostgreSQL, ask for it with ``RETURNING``)."""
         compiled = self.compiled(on.dialect)
-        return _run(on, compiled, values, lambda cursor: cursor.lastrowid)
+        return _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.lastrowid)
 
     def execute_many(self, on: Statements, rows: Iterable[Mapping[str, Any]]) -> None:
         compiled = self.compiled(on.dialect)
         batch = [compiled.parameters(values) for values in rows]
-
-        def run(cursor):
-            cursor.executemany(compiled.sql, batch)
-
-        on_driver(
-            on,
-            on.driver_connection(compiled.writes),
-            compiled.sql,
-            lambda driver: _with_cursor(driver, run),
-        )
+        _run(on, compiled, batch, lambda cursor: None, many=True)
 
 
 def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
@@ -155,23 +146,26 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     return _Compiled(compiled.string, bool(compiled.positional), binds, results, writes)
 
 
-def _with_cursor(driver_connection: Any, work: Callable[[Any], Any]) -> Any:
-    cursor = driver_connection.cursor()
-    try:
-        return work(cursor)
-    finally:
-        cursor.close()
-
-
-def _run(on: Statements, compiled: _Compiled, values: Mapping[str, Any], fetch):
-    """``on_driver`` with ``_with_cursor``, written out: the path of every plain statement
-    but ``execute_many``'s."""
-    parameters = compiled.parameters(values)
+def _run(
+    on: Statements,
+    compiled: _Compiled,
+    parameters: Any,
+    fetch: Callable[[Any], Any],
+    *,
+    many: bool = False,
+) -> Any:
+    """Run ``compiled`` with its driver ``parameters`` (a list of them with ``many``, for
+    ``executemany``) on a cursor of its own, in the transaction where it belongs; then
+    ``fetch(cursor)``. The driver's errors become SQLAlchemy's, as in ``on_driver``: every
+    plain statement goes to the driver here."""
     driver_connection = on.driver_connection(compiled.writes)
     try:
         cursor = driver_connection.cursor()
         try:
-            cursor.execute(compiled.sql, parameters)
+            if many:
+                cursor.executemany(compiled.sql, parameters)
+            else:
+                cursor.execute(compiled.sql, parameters)
             return fetch(cursor)
         finally:
             cursor.close()

@@ -1,30 +1,25 @@
 from __future__ import annotations
 
-from sqlalchemy import Select, and_, bindparam, select, true
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import Client, Policy, User
 from .base import Repository, new_ext_id
 from .clients import CLIENT_COLUMNS, ClientRepository, client_from_rows
-from .policies import TERMS_COLUMNS, detached_from_row
-from .statements import Prepared
+from .policies import TERMS_COLUMNS, WithDefaultTerms, detached_from_row
 
 _USER_COLUMNS = tuple(column.key for column in User.__table__.c)
 
 
-def _user_with_client_statement(*, of_type: bool = False) -> Select:
-    """The user and its client, and the terms of the client's default policies (one row
-    per default policy; ``of_type``: of the one of type ``:policy_type``): creating a
-    credential for the user needs them next."""
+def _user_with_client_statement(default_policies: ColumnElement[bool]) -> Select:
+    """The user and its client, and the terms of the client's default policies
+    (``WithDefaultTerms``): creating a credential for the user needs them next."""
     users, clients, policies = User.__table__, Client.__table__, Policy.__table__
-    policy = and_(policies.c.client_id == clients.c.id, policies.c.is_default == true())
-    if of_type:
-        policy = and_(policy, policies.c.policy_type == bindparam("policy_type"))
     return (
         select(*users.c, *clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
         .join_from(users, clients, users.c.client_id == clients.c.id)
-        .outerjoin(policies, policy)
+        .outerjoin(policies, default_policies)
         .where(
             clients.c.ext_id == bindparam("client_ext_id"),
             users.c.ext_id == bindparam("user_ext_id"),
@@ -32,9 +27,8 @@ def _user_with_client_statement(*, of_type: bool = False) -> Select:
     )
 
 
-# Every request about a user reads it through one of these (app/repositories/statements.py).
-_USER_WITH_CLIENT = Prepared(_user_with_client_statement)
-_USER_WITH_CLIENT_AND_POLICY = Prepared(lambda: _user_with_client_statement(of_type=True))
+# Every request about a user reads it through this (app/repositories/statements.py).
+_USER_WITH_CLIENT = WithDefaultTerms(_user_with_client_statement)
 
 
 class UserRepository(Repository):
@@ -69,13 +63,11 @@ class UserRepository(Repository):
         policy of ``default_policy_type`` alone) and hands them to
         ``PolicyRepository.remember_default_terms``: a credential created for this user in
         this request then needs no query of its own for its policy."""
-        values = {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
-        statement = _USER_WITH_CLIENT
-        if default_policy_type is not None:
-            statement = _USER_WITH_CLIENT_AND_POLICY
-            values["policy_type"] = default_policy_type
-        rows = statement.all(
-            self.statements, values, repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS)
+        rows = _USER_WITH_CLIENT.all(
+            self.statements,
+            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
+            policy_type=default_policy_type,
+            repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS),
         )
         if not rows:
             ClientRepository().get(client_ext_id)

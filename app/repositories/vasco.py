@@ -50,16 +50,16 @@ class VascoToken:
     data: bytes = field(repr=False)
 
 
+# How json.dumps (ensure_ascii) writes a string.
+_json_string = json.encoder.encode_basestring_ascii
+
+
 def associated_data(client_ext_id: str, credential_ext_id: str, auth_mode: str) -> bytes:
     """What a sealed block is bound to. JSON keeps the parts unambiguous: the text of
     ``json.dumps(["vasco-token-block", client_ext_id, credential_ext_id, auth_mode])``, each
     string encoded as ``json.dumps`` encodes it, without its generic steps."""
     parts = (client_ext_id, credential_ext_id, auth_mode)
     return ('["vasco-token-block", ' + ", ".join(map(_json_string, parts)) + "]").encode()
-
-
-# How json.dumps (ensure_ascii) writes a string.
-_json_string = json.encoder.encode_basestring_ascii
 
 
 def _sealed_block_rows(

@@ -426,25 +426,20 @@ def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
 
         return undo
 
-    # Every statement of a create goes to the driver through statements._run, or, for the
-    # blocks' executemany, statements.on_driver.
+    # Every statement of a create goes to the driver through statements._run.
     statements: list[str] = []
-    run, on_driver = app_statements._run, app_statements.on_driver
+    run = app_statements._run
 
-    def note_run(on, compiled, values, fetch):
-        statements.append(compiled.sql)
-        return run(on, compiled, values, fetch)
-
-    def fail_blocks(on, driver, sql, work):
+    def fail_blocks(on, compiled, parameters, fetch, **options):
+        sql = compiled.sql
         statements.append(sql)
         if sql.startswith("INSERT INTO vasco_token_blocks"):
             # The credential row is written by now: this failure is really half-way.
             assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
             raise RuntimeError("database failure in the middle of a create")
-        return on_driver(on, driver, sql, work)
+        return run(on, compiled, parameters, fetch, **options)
 
-    monkeypatch.setattr(app_statements, "_run", note_run)
-    monkeypatch.setattr(app_statements, "on_driver", fail_blocks)
+    monkeypatch.setattr(app_statements, "_run", fail_blocks)
     return monkeypatch.undo
 
 
