@@ -272,6 +272,46 @@ def test_a_vasco_create_reads_apart_and_writes_in_one_statement_or_transaction(
     assert client.get(f"{CORE}/acme/vasco/v1", headers=admin).json["vascoTokens"] == tokens
 
 
+def test_a_ticket_is_shown_from_one_statement_outside_any_transaction(
+    client, admin, acme, app, monkeypatch
+):
+    # GET reads the ticket, its user, client and policy in one plain statement, by itself:
+    # no BEGIN and no ROLLBACK around it, and the connection goes back to the pool in
+    # transactions mode. What it shows is what the ORM's objects show (PATCH's response).
+    created = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    assert created.status_code == 201
+    patched = client.patch(
+        f"{CORE}/acme/users/alice/ticket",
+        json={"version": 1, "identification": "kiosk", "validity": {"to": None}},
+        headers=admin,
+    )
+    assert patched.status_code == 200, patched.json
+    seen, drivers = record_statements(monkeypatch)
+    shown = client.get(f"{CORE}/acme/users/alice/ticket", headers=admin)
+    assert shown.status_code == 200
+    assert shown.json == patched.json
+    assert seen == [("SELECT", False)]
+    if not isinstance(drivers[0], sqlite3.Connection):
+        assert drivers[0].autocommit is False
+
+
+@pytest.mark.parametrize(
+    ("user_ext_id", "message"),
+    [
+        ("alice", "User 'alice' in client 'acme' has no ticket credential"),
+        ("nobody", "No user 'nobody' in client 'acme'"),
+    ],
+)
+def test_a_missing_ticket_to_show_is_named_from_statements_read_by_themselves(
+    client, admin, acme, monkeypatch, user_ext_id, message
+):
+    seen, _ = record_statements(monkeypatch)
+    response = client.get(f"{CORE}/acme/users/{user_ext_id}/ticket", headers=admin)
+    assert response.status_code == 404
+    assert response.json["errors"][0]["message"] == message
+    assert {in_transaction for _, in_transaction in seen} == {False}
+
+
 @pytest.mark.parametrize(
     "value",
     [

@@ -42,11 +42,11 @@ def plain_statements(
     """The view's statements are all plain ones (app/repositories/statements.py): they run on
     a connection of the request's own, outside the ORM session (``own_connection``).
 
-    ``single_write``: the view's reads need no snapshot in common with its write, and the
-    write is atomic by itself (on PostgreSQL one statement, which commits itself) and locks
-    no rows. The reads then run before the write's transaction, which holds SQLite's
-    writers' queue for the writes alone. Goes over the path's loaders, whose reads it
-    covers."""
+    ``single_write``: the view's reads need no snapshot in common with its write, if it has
+    one, and the write is atomic by itself (on PostgreSQL one statement, which commits
+    itself) and locks no rows. The reads then run by themselves, before the write's
+    transaction, which holds SQLite's writers' queue for the writes alone; a view that only
+    reads runs no transaction at all. Goes over the path's loaders, whose reads it covers."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
@@ -110,15 +110,20 @@ def user_and_vasco_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def ticket_in_path(
-    *, for_update: bool = False
+    *, for_update: bool = False, to_show: bool = False
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Load the ticket of the user the path names (404 before the body is read); the view
-    receives ``ticket``. ``for_update`` locks it for a read-modify-write of its counters."""
+    receives ``ticket``. ``for_update`` locks it for a read-modify-write of its counters;
+    ``to_show`` reads it for the response alone, detached from the session (a GET, under
+    ``plain_statements``)."""
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
-            ticket = TicketRepository().get(client_ext_id, user_ext_id, for_update=for_update)
+            if to_show:
+                ticket = TicketRepository().get_to_show(client_ext_id, user_ext_id)
+            else:
+                ticket = TicketRepository().get(client_ext_id, user_ext_id, for_update=for_update)
             return view(*args, ticket=ticket, **kwargs)
 
         return wrapper

@@ -60,7 +60,8 @@ def create_ticket(fields, user):
 
 @blp.route(TICKET_PATH, methods=["GET"])
 @require_permissions(CREDENTIAL_VIEW)
-@ticket_in_path()
+@plain_statements(single_write=True)
+@ticket_in_path(to_show=True)
 @blp.response(200, TicketCredentialSchema)
 def get_ticket(ticket):
     """Get the user's ticket credential (its value only as the stored hash)."""

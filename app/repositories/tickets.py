@@ -15,9 +15,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from functools import cache
+from itertools import accumulate
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, insert, select
+from sqlalchemy import Insert, Select, bindparam, insert, select
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,8 +31,9 @@ from ..errors import (
     NoRecord,
     TicketExists,
 )
-from ..models import TICKET, TICKET_POLICY, Client, Credential, TicketCredential, User
+from ..models import TICKET, TICKET_POLICY, Client, Credential, Policy, TicketCredential, User
 from ..models.types import utcnow
+from .clients import CLIENT_COLUMNS
 from .credentials import (
     CredentialRepository,
     committed_credential,
@@ -39,10 +41,10 @@ from .credentials import (
     insert_credential_row,
     new_credential_row,
 )
-from .policies import PolicyRepository
+from .policies import PolicyRepository, detached_from_row
 from .statements import Prepared, insert_row
 from .transactions import Statements
-from .users import UserRepository
+from .users import USER_COLUMNS, UserRepository
 
 # Security events (verifications, lock-outs, resets) are logged; ticket values never are.
 log = logging.getLogger(__name__)
@@ -81,6 +83,50 @@ def _credential_and_ticket(
     return (
         insert(tickets).from_select(["id", *ticket_columns], ticket_values).returning(tickets.c.id)
     )
+
+
+_CREDENTIAL_COLUMNS = tuple(column.key for column in Credential.__table__.c)
+# The ticket's own row beyond its id, which is the credential's.
+_TICKET_COLUMNS = tuple(column.key for column in TicketCredential.__table__.c if column.key != "id")
+_POLICY_COLUMNS = tuple(column.key for column in Policy.__table__.c)
+
+
+def _slices(*groups: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], int, int], ...]:
+    """Each group of columns with where it starts and ends in a row that holds them all."""
+    ends = list(accumulate(len(columns) for columns in groups))
+    return tuple(zip(groups, [0, *ends[:-1]], ends, strict=True))
+
+
+# The columns of a ticket to show, where they are in ``_TICKET_TO_SHOW``'s row.
+_SHOWN = _slices(
+    _CREDENTIAL_COLUMNS, _TICKET_COLUMNS, USER_COLUMNS, CLIENT_COLUMNS, _POLICY_COLUMNS
+)
+
+
+def _ticket_to_show() -> Select:
+    """The ticket of the user a path names, with its user, client and policy: one row."""
+    credentials, tickets = Credential.__table__, TicketCredential.__table__
+    users, clients, policies = User.__table__, Client.__table__, Policy.__table__
+    return (
+        select(
+            *credentials.c,
+            *(tickets.c[name] for name in _TICKET_COLUMNS),
+            *users.c,
+            *clients.c,
+            *policies.c,
+        )
+        .join_from(credentials, tickets, tickets.c.id == credentials.c.id)
+        .join(users, users.c.id == credentials.c.user_id)
+        .join(clients, clients.c.id == users.c.client_id)
+        .join(policies, policies.c.id == credentials.c.policy_id)
+        .where(
+            clients.c.ext_id == bindparam("client_ext_id"),
+            users.c.ext_id == bindparam("user_ext_id"),
+        )
+    )
+
+
+_TICKET_TO_SHOW = Prepared(_ticket_to_show)
 
 
 def _date(moment: datetime) -> str:
@@ -199,6 +245,29 @@ class TicketRepository(CredentialRepository):
         # The ticket's client is its user's client: known already, no second query.
         set_committed_value(ticket, "client", ticket.user.client)
         return ticket
+
+    def get_to_show(self, client_ext_id: str, user_ext_id: str) -> TicketCredential:
+        """The user's ticket with its user, client and policy, for a response alone (GET):
+        one plain statement, and objects detached from the session, which can be shown but
+        not changed. NoRecord names what is missing, as ``get``'s does."""
+        row = _TICKET_TO_SHOW.one_or_none(
+            self.statements, {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
+        )
+        if row is None:
+            UserRepository().get(client_ext_id, user_ext_id)  # NoRecord for client or user
+            raise NoRecord(
+                f"User '{user_ext_id}' in client '{client_ext_id}' has no ticket credential"
+            )
+        credential, ticket, user, client, policy = (
+            dict(zip(columns, row[start:end], strict=True)) for columns, start, end in _SHOWN
+        )
+        client = detached_from_row(Client, client)
+        user = detached_from_row(User, {**user, "client": client})
+        policy = detached_from_row(Policy, {**policy, "client": client})
+        return detached_from_row(
+            TicketCredential,
+            {**credential, **ticket, "user": user, "client": client, "policy": policy},
+        )
 
     def update(self, ticket: TicketCredential, changes: dict[str, Any]) -> TicketCredential:
         """Apply a parsed PATCH body; ``changes["version"]`` must be the ticket's version.

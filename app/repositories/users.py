@@ -9,7 +9,7 @@ from .base import Repository, new_ext_id
 from .clients import CLIENT_COLUMNS, ClientRepository, client_from_rows
 from .policies import TERMS_COLUMNS, WithDefaultTerms, detached_from_row
 
-_USER_COLUMNS = tuple(column.key for column in User.__table__.c)
+USER_COLUMNS = tuple(column.key for column in User.__table__.c)
 
 
 def _user_with_client_statement(default_policies: ColumnElement[bool]) -> Select:
@@ -67,13 +67,13 @@ class UserRepository(Repository):
             self.statements,
             {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
             policy_type=default_policy_type,
-            repeated=len(_USER_COLUMNS) + len(CLIENT_COLUMNS),
+            repeated=len(USER_COLUMNS) + len(CLIENT_COLUMNS),
         )
         if not rows:
             ClientRepository().get(client_ext_id)
             raise NoRecord(f"No user '{user_ext_id}' in client '{client_ext_id}'")
-        user = detached_from_row(User, dict(zip(_USER_COLUMNS, rows[0], strict=False)))
-        set_committed_value(user, "client", client_from_rows(rows, len(_USER_COLUMNS)))
+        user = detached_from_row(User, dict(zip(USER_COLUMNS, rows[0], strict=False)))
+        set_committed_value(user, "client", client_from_rows(rows, len(USER_COLUMNS)))
         return user
 
     def _find(self, client: Client, **criteria: str) -> User | None:
