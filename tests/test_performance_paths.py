@@ -277,39 +277,63 @@ def test_a_ticket_is_shown_from_one_statement_outside_any_transaction(
 ):
     # GET reads the ticket, its user, client and policy in one plain statement, by itself:
     # no BEGIN and no ROLLBACK around it, and the connection goes back to the pool in
-    # transactions mode. What it shows is what the ORM's objects show (PATCH's response).
-    created = client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
-    assert created.status_code == 201
-    patched = client.patch(
-        f"{CORE}/acme/users/alice/ticket",
-        json={"version": 1, "identification": "kiosk", "validity": {"to": None}},
+    # transactions mode. What it shows is what the ORM's objects show (verify's response),
+    # for a ticket whose fields differ from one another and from a new ticket's.
+    url = f"{CORE}/acme/users/alice/ticket"
+    policy = client.post(
+        f"{CORE}/acme/policies",
+        json={"extId": "strict", "name": "Strict", "policyType": "TicketPolicy"},
         headers=admin,
     )
-    assert patched.status_code == 200, patched.json
+    assert policy.status_code == 201, policy.json
+    created = client.post(
+        url,
+        json={"policyExtId": "strict", "identification": "kiosk", "context": "https://p.example/"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.json
+    reset = client.post(f"{url}/reset", json={}, headers=admin)
+    assert reset.status_code == 200, reset.json
+    for _ in range(2):
+        assert (
+            client.post(f"{url}/verify", json={"ticket": "wrong"}, headers=admin).status_code == 422
+        )
+    verified = client.post(
+        f"{url}/verify", json={"ticket": reset.json["plainTicket"]}, headers=admin
+    )
+    assert verified.status_code == 200, verified.json
+    counters = ("failureCount", "successCount", "resetCount", "successfulLoginCount")
+    assert [verified.json[name] for name in counters] == [2, 1, 1, 1]
+    assert verified.json["policyExtId"] == "strict"
+
     seen, drivers = record_statements(monkeypatch)
-    shown = client.get(f"{CORE}/acme/users/alice/ticket", headers=admin)
+    shown = client.get(url, headers=admin)
     assert shown.status_code == 200
-    assert shown.json == patched.json
+    assert shown.json == verified.json
     assert seen == [("SELECT", False)]
-    if not isinstance(drivers[0], sqlite3.Connection):
+    if isinstance(drivers[0], sqlite3.Connection):
+        assert not drivers[0].in_transaction
+    else:
         assert drivers[0].autocommit is False
 
 
 @pytest.mark.parametrize(
-    ("user_ext_id", "message"),
+    ("client_ext_id", "user_ext_id", "message"),
     [
-        ("alice", "User 'alice' in client 'acme' has no ticket credential"),
-        ("nobody", "No user 'nobody' in client 'acme'"),
+        ("nobody", "alice", "No client 'nobody'"),
+        ("acme", "nobody", "No user 'nobody' in client 'acme'"),
+        ("acme", "alice", "User 'alice' in client 'acme' has no ticket credential"),
     ],
+    ids=["no-client", "no-user", "no-ticket"],
 )
 def test_a_missing_ticket_to_show_is_named_from_statements_read_by_themselves(
-    client, admin, acme, monkeypatch, user_ext_id, message
+    client, admin, acme, monkeypatch, client_ext_id, user_ext_id, message
 ):
     seen, _ = record_statements(monkeypatch)
-    response = client.get(f"{CORE}/acme/users/{user_ext_id}/ticket", headers=admin)
+    response = client.get(f"{CORE}/{client_ext_id}/users/{user_ext_id}/ticket", headers=admin)
     assert response.status_code == 404
-    assert response.json["errors"][0]["message"] == message
-    assert {in_transaction for _, in_transaction in seen} == {False}
+    assert response.json == {"errors": [{"code": "errors.noRecord", "message": message}]}
+    assert seen and {in_transaction for _, in_transaction in seen} == {False}
 
 
 @pytest.mark.parametrize(

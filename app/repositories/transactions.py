@@ -2,11 +2,12 @@
 transaction.
 
 Most requests run them in the ORM session's transaction (``SessionStatements``), beside
-whatever the session loads. The views that create credentials run nothing but plain
-statements, so they need none of the session's bookkeeping: ``own_connection`` gives such a
-request a pool connection of its own (``RequestConnection``), on which it begins, commits
-and rolls back with the driver's calls alone. Measured in one process, a begin-and-commit
-cycle costs about 130 us through the session and 30 us on a pool connection.
+whatever the session loads. The views that create credentials, and GET ticket, run nothing
+but plain statements, so they need none of the session's bookkeeping: ``own_connection``
+gives such a request a pool connection of its own (``RequestConnection``), on which it
+begins, commits and rolls back with the driver's calls alone. Measured in one process, a
+begin-and-commit cycle costs about 130 us through the session and 30 us on a pool
+connection.
 
 Both kinds offer what a repository needs: the driver connection to run a statement on
 (which begins the transaction where the statement belongs in one, ``BEGIN IMMEDIATE`` in
