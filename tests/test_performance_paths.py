@@ -28,6 +28,7 @@ from app.models.types import UTCDateTime
 from app.repositories import principals
 from app.repositories import statements as app_statements
 from app.repositories.policies import detached_from_row
+from tests.api.test_ticket_lifecycle import MISSING_PARTS
 from tests.conftest import CORE, bearer, make_app
 from tests.support import count_rows, gunicorn
 
@@ -317,15 +318,7 @@ def test_a_ticket_is_shown_from_one_statement_outside_any_transaction(
         assert drivers[0].autocommit is False
 
 
-@pytest.mark.parametrize(
-    ("client_ext_id", "user_ext_id", "message"),
-    [
-        ("nobody", "alice", "No client 'nobody'"),
-        ("acme", "nobody", "No user 'nobody' in client 'acme'"),
-        ("acme", "alice", "User 'alice' in client 'acme' has no ticket credential"),
-    ],
-    ids=["no-client", "no-user", "no-ticket"],
-)
+@MISSING_PARTS
 def test_a_missing_ticket_to_show_is_named_from_statements_read_by_themselves(
     client, admin, acme, monkeypatch, client_ext_id, user_ext_id, message
 ):

@@ -166,16 +166,25 @@ def test_permission_is_checked_before_existence(
 # --- what does not exist ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("method", "path", "body_for", "needed"), ENDPOINTS)
-@pytest.mark.parametrize(
+# (client extId, user extId, the 404's message) for each part of a ticket's path that may be
+# missing, with the client 'acme' and its user 'alice' in place.
+MISSING_PARTS = pytest.mark.parametrize(
     ("client_ext_id", "user_ext_id", "message"),
     [
-        ("nobody", "alice", "No client 'nobody'"),
-        ("acme", "nobody", "No user 'nobody' in client 'acme'"),
-        ("acme", "alice", "User 'alice' in client 'acme' has no ticket credential"),
+        pytest.param("nobody", "alice", "No client 'nobody'", id="no-client"),
+        pytest.param("acme", "nobody", "No user 'nobody' in client 'acme'", id="no-user"),
+        pytest.param(
+            "acme",
+            "alice",
+            "User 'alice' in client 'acme' has no ticket credential",
+            id="no-ticket",
+        ),
     ],
-    ids=["no-client", "no-user", "no-ticket"],
 )
+
+
+@pytest.mark.parametrize(("method", "path", "body_for", "needed"), ENDPOINTS)
+@MISSING_PARTS
 def test_missing_client_user_or_ticket_is_404_naming_it(
     client, admin, acme, method, path, body_for, needed, client_ext_id, user_ext_id, message
 ):
