@@ -1,27 +1,10 @@
 """Engine set-up that depends on the database behind the service.
 
-SQLite is the embedded default and is served by several gunicorn workers at once, so:
+SQLite's (WAL mode, the writers' queue, checkpoints) is in app/sqlite.py, which is imported
+only for an SQLite engine: a PostgreSQL deployment's workers load neither the sqlite3 module
+nor SQLAlchemy's SQLite dialect (about 1.6 MB each).
 
-* WAL mode lets readers run beside the one writer;
-* a busy timeout makes a writer wait for the lock instead of failing at once;
-* write requests open their transaction with ``BEGIN IMMEDIATE``. A deferred transaction
-  that reads first and writes later cannot wait for the lock (SQLite reports "database is
-  locked" at once when its snapshot is stale), so a write transaction takes the write lock
-  before its first read. Reads keep plain deferred transactions. (The create requests read
-  before their transaction, each read by itself, and begin it with their first INSERT:
-  app/repositories/transactions.py);
-* writers queue on a file lock (``flock``) beside the database before ``BEGIN IMMEDIATE``.
-  SQLite's busy timeout waits by sleeping 1, 2, 5, 10, ... 100 ms between tries, so under
-  steady writes most of a writer's time went to sleeping past the moment the lock came
-  free; the kernel hands a file lock to the next waiter as it is released. The file lock
-  only orders writers of this service: SQLite's own lock still guards the data, and any
-  other writer (a ``sqlite3`` shell) is waited for through the busy timeout as before;
-* the WAL is checkpointed by the writers themselves, every ``CHECKPOINT_EVERY_COMMITS``
-  commits of a connection, after they have released the file lock. SQLite's automatic
-  checkpoint (every 1000 pages) runs inside the COMMIT that crosses the mark, so the
-  copying and its fsync kept every other writer waiting for the lock.
-
-PostgreSQL needs nothing of this: row locks and unique indexes do the work. Its connections
+PostgreSQL needs none of that: row locks and unique indexes do the work. Its connections
 can go stale, though (a server restart, a network cut): a pooled connection that has been
 idle for ``PING_AFTER_IDLE_SECONDS`` is checked with ``SELECT 1`` before a request gets it,
 and replaced if that fails. One in steady use is not: it was working a moment ago, and a
@@ -31,149 +14,16 @@ the rest of the pool (SQLAlchemy's disconnect handling) and that request gets 50
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import sqlite3
 import time
 
-from flask import Flask, has_request_context, request
-from sqlalchemy import Dialect, Engine, event
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from flask import Flask
+from sqlalchemy import Engine, event
+from sqlalchemy.exc import DisconnectionError
 
 from .extensions import db
 
-WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-WRITER_LOCK_SUFFIX = "-writer.lock"
-# A ticket's commit adds about 15 pages to the WAL: a checkpoint every 64 commits of each
-# connection keeps the WAL near the size SQLite's default (1000 pages) keeps it at.
-CHECKPOINT_EVERY_COMMITS = 64
 PING_AFTER_IDLE_SECONDS = 1.0
 _CHECKED_IN = "nevisidm.checked_in"
-
-
-def _begin_statement() -> str:
-    if has_request_context() and request._get_current_object().method not in WRITE_METHODS:
-        return "BEGIN"
-    return "BEGIN IMMEDIATE"
-
-
-class QueuedWriterConnection(sqlite3.Connection):
-    """An SQLite connection that holds the writers' file lock from ``lock_for_writing``
-    until its transaction ends (commit, rollback or close).
-
-    Each connection opens the lock file on its own, so connections exclude each other
-    whether they live in one process (threads) or in several (gunicorn workers).
-    """
-
-    writer_lock_path: str | None = None
-    _writer_lock_fd: int | None = None
-    _holds_writer_lock = False
-    _commits_since_checkpoint = 0
-
-    def lock_for_writing(self) -> None:
-        """Wait until no other writer of this service is in a transaction. Its wait is
-        bounded by that writer's own statements (each under the busy timeout) and, under
-        gunicorn, by the worker timeout."""
-        if self.writer_lock_path is None or self._holds_writer_lock:
-            return
-        if self._writer_lock_fd is None:
-            self._writer_lock_fd = os.open(
-                self.writer_lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644
-            )
-        fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)
-        self._holds_writer_lock = True
-
-    def unlock_for_writing(self) -> None:
-        if self._holds_writer_lock:
-            self._holds_writer_lock = False
-            fcntl.flock(self._writer_lock_fd, fcntl.LOCK_UN)
-
-    def commit(self) -> None:
-        wrote = self._holds_writer_lock
-        try:
-            super().commit()
-        finally:
-            self.unlock_for_writing()
-        if wrote:
-            self._commits_since_checkpoint += 1
-            if self._commits_since_checkpoint >= CHECKPOINT_EVERY_COMMITS:
-                self._commits_since_checkpoint = 0
-                self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Copy the WAL's committed pages into the database, without waiting for anyone
-        (PASSIVE): readers and writers go on meanwhile, and what a reader still needs is
-        left for the next checkpoint. The commit is done already: a failure here only
-        leaves the pages for the next one."""
-        with contextlib.suppress(sqlite3.Error):
-            self.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-
-    def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self.unlock_for_writing()
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.unlock_for_writing()
-            if self._writer_lock_fd is not None:
-                os.close(self._writer_lock_fd)
-                self._writer_lock_fd = None
-
-
-def _configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
-    on_disk = engine.url.database not in (None, "", ":memory:")
-
-    @event.listens_for(engine, "do_connect")
-    def with_writer_queue(dialect, connection_record, cargs, cparams):
-        cparams["factory"] = QueuedWriterConnection
-
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection, connection_record):
-        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if on_disk:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            # With WAL, NORMAL keeps the database consistent after a crash and skips an
-            # fsync per commit; the last commits may be lost on power failure.
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            if isinstance(dbapi_connection, QueuedWriterConnection):
-                dbapi_connection.writer_lock_path = engine.url.database + WRITER_LOCK_SUFFIX
-                # Checkpoints are the writers' own (QueuedWriterConnection.commit).
-                cursor.execute("PRAGMA wal_autocheckpoint = 0")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection):
-        begin_sqlite_transaction(connection.connection.dbapi_connection, connection.dialect)
-
-
-def begin_sqlite_transaction(dbapi_connection: sqlite3.Connection, dialect: Dialect) -> None:
-    """Open the transaction of an SQLite connection: ``BEGIN IMMEDIATE`` in the writers'
-    queue for a write request, a plain ``BEGIN`` otherwise. Run on the driver's connection:
-    SQLAlchemy has nothing to add to a BEGIN but its error types, which the service's error
-    handling knows (a locked database: 503)."""
-    statement = _begin_statement()
-    queued = statement == "BEGIN IMMEDIATE" and isinstance(dbapi_connection, QueuedWriterConnection)
-    if queued:
-        dbapi_connection.lock_for_writing()
-    try:
-        dbapi_connection.execute(statement)
-    except BaseException as error:
-        if queued:
-            dbapi_connection.unlock_for_writing()
-        if isinstance(error, sqlite3.Error):
-            raise DBAPIError.instance(
-                statement, None, error, sqlite3.Error, dialect=dialect
-            ) from error
-        raise
 
 
 def _configure_postgresql(engine: Engine) -> None:
@@ -202,6 +52,8 @@ def configure_engines(app: Flask) -> None:
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
+        from .sqlite import configure_sqlite
+
+        configure_sqlite(engine, app.config["SQLITE_BUSY_TIMEOUT"])
     elif engine.dialect.name == "postgresql":
         _configure_postgresql(engine)

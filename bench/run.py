@@ -355,7 +355,7 @@ def scale_database(settings: Settings, directory: Path, encryption_key: str) -> 
         connection.execute("PRAGMA journal_mode = DELETE")
         connection.close()
         building.rename(cached)
-        Path(f"{building}-writer.lock").unlink(missing_ok=True)  # app/database.py's
+        Path(f"{building}-writer.lock").unlink(missing_ok=True)  # app/sqlite.py's
         log(f"scale cache built in {time.monotonic() - started:.0f} s")
     target = directory / "scale.sqlite"
     shutil.copyfile(cached, target)

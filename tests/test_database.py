@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from sqlalchemy import text
 
 from app.config import normalise_database_url
 from app.extensions import db
+from tests.support import run_with_the_service
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
@@ -30,3 +33,16 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
 )
 def test_database_urls_are_driven_with_psycopg(given, used):
     assert normalise_database_url(given) == used
+
+
+def test_a_serving_process_loads_the_sqlite3_module_only_for_sqlite(database_url):
+    # SQLite's engine set-up is imported only for an SQLite engine (app/sqlite.py): a
+    # PostgreSQL worker is spared the module and its shared library.
+    probe = (
+        "import sys, wsgi; "
+        "print(wsgi.app.test_client().get('/health/ready').status_code, "
+        "'sqlite3' in sys.modules)"
+    )
+    printed = run_with_the_service([sys.executable, "-c", probe], database_url).split()
+    sqlite = database_url.startswith("sqlite")
+    assert printed == ["200", str(sqlite)]

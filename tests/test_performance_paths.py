@@ -21,13 +21,13 @@ from sqlalchemy.orm.exc import DetachedInstanceError
 from sqlalchemy.types import TypeDecorator
 
 from app.auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS, BootstrapPrincipal
-from app.database import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWriterConnection
 from app.extensions import db
 from app.models import TICKET_POLICY, Policy, Principal
 from app.models.types import UTCDateTime
 from app.repositories import principals
 from app.repositories import statements as app_statements
 from app.repositories.policies import detached_from_row
+from app.sqlite import CHECKPOINT_EVERY_COMMITS, WRITER_LOCK_SUFFIX, QueuedWriterConnection
 from tests.api.test_ticket_lifecycle import MISSING_PARTS
 from tests.conftest import CORE, bearer, make_app
 from tests.support import count_rows, gunicorn

@@ -6,7 +6,7 @@ repository turns its violation into ``errors.ticketExists``. The rules of verifi
 
 Verification is a read-modify-write of counters, so the ticket is read with a row lock
 (``get(..., for_update=True)``: ``SELECT .. FOR UPDATE`` on PostgreSQL; SQLite write requests
-hold the database's write lock from their first statement, see app/database.py). Concurrent
+hold the database's write lock from their first statement, see app/sqlite.py). Concurrent
 verifications therefore queue up and no counter update is lost.
 """
 

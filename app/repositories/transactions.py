@@ -11,7 +11,7 @@ connection.
 
 Both kinds offer what a repository needs: the driver connection to run a statement on
 (which begins the transaction where the statement belongs in one, ``BEGIN IMMEDIATE`` in
-the writers' queue for an SQLite write request, app/database.py), ``commit``, ``rollback``,
+the writers' queue for an SQLite write request, app/sqlite.py), ``commit``, ``rollback``,
 and ``info``, a dict for what the request has read and may use again (the terms of default
 policies).
 """
@@ -25,7 +25,6 @@ from flask import g, has_app_context
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.orm import Session
 
-from ..database import begin_sqlite_transaction
 from ..extensions import db
 from .statements import on_driver
 
@@ -119,6 +118,8 @@ class RequestConnection:
 
     def _begin(self) -> None:
         if self.dialect.name == "sqlite":
+            from ..sqlite import begin_sqlite_transaction
+
             # Without a BEGIN, each SQLite statement is a transaction of its own.
             begin_sqlite_transaction(self._pooled.dbapi_connection, self.dialect)
         # psycopg begins a transaction by itself on the first statement.
