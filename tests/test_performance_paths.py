@@ -8,6 +8,8 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
+import time
 import urllib.request
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -20,6 +22,7 @@ from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.orm.exc import DetachedInstanceError
 from sqlalchemy.types import TypeDecorator
 
+from app import sqlite as sqlite_module
 from app.auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS, BootstrapPrincipal
 from app.extensions import db
 from app.models import TICKET_POLICY, Policy, Principal
@@ -128,28 +131,102 @@ def test_writers_hold_the_queue_lock_only_inside_their_transaction(app, admin, a
     assert writer_lock_is_free(path)
 
 
+def create_users(app, admin, count: int, prefix: str = "user") -> None:
+    client = app.test_client()
+    for index in range(count):
+        user = f"{prefix}-{index}"
+        response = client.post(
+            f"{CORE}/acme/users", json={"extId": user, "loginId": user}, headers=admin
+        )
+        assert response.status_code == 201
+
+
 def test_writers_checkpoint_the_wal_themselves(app, admin, acme, monkeypatch):
-    sqlite_path(app)
+    path = sqlite_path(app)
     checkpoints = []
     checkpoint = QueuedWriterConnection._checkpoint
 
-    def counted(connection: QueuedWriterConnection) -> None:
-        checkpoints.append(connection)
-        checkpoint(connection)
+    def counted(connection: QueuedWriterConnection):
+        future = checkpoint(connection)
+        checkpoints.append(future)
+        return future
 
     monkeypatch.setattr(QueuedWriterConnection, "_checkpoint", counted)
     with app.app_context():
         assert db.session.scalar(text("PRAGMA wal_autocheckpoint")) == 0
         db.session.rollback()
-    client = app.test_client()
-    for index in range(CHECKPOINT_EVERY_COMMITS):
-        user = f"user-{index}"
-        response = client.post(
-            f"{CORE}/acme/users", json={"extId": user, "loginId": user}, headers=admin
-        )
-        assert response.status_code == 201
+    create_users(app, admin, CHECKPOINT_EVERY_COMMITS)
     # The fixture's writes and these: at least one connection crossed the mark once.
     assert 1 <= len(checkpoints) <= 2
+    for future in checkpoints:
+        busy, frames, copied = future.result(timeout=30)
+        assert busy == 0
+        assert 0 < copied == frames
+    # The pages are in the database file itself: a connection that ignores the WAL
+    # (immutable) finds the users committed before the checkpoint.
+    assert "user-0" in users_in_the_database_file(path)
+
+
+def users_in_the_database_file(path: str) -> set[str]:
+    with sqlite3.connect(f"file:{quote(path)}?immutable=1", uri=True) as reader:
+        return {row[0] for row in reader.execute("SELECT ext_id FROM users")}
+
+
+def wal_frames(path: str) -> int:
+    with sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True) as connection:
+        return connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def test_the_wal_starts_over_while_requests_go_on_writing(app, admin, acme):
+    # Requests go on committing while each checkpoint runs on its thread; the checkpoint's
+    # last copy, in the writers' queue, lets a later commit write the WAL from its start.
+    path = sqlite_path(app)
+    sqlite_module.CHECKPOINTS.request(path).result(timeout=30)
+    create_users(app, admin, 1, prefix="one")
+    frames_per_create = wal_frames(path)
+    assert 0 < frames_per_create < 2 * CHECKPOINT_EVERY_COMMITS
+    creates = 8 * CHECKPOINT_EVERY_COMMITS
+    create_users(app, admin, creates)
+    assert sqlite_module.CHECKPOINTS.request(path).result(timeout=30)[0] == 0
+    assert {f"user-{index}" for index in range(creates)} <= users_in_the_database_file(path)
+    # The WAL file holds at most the frames of the commits between two start-overs (two
+    # checkpoints' worth, a checkpoint running while commits go on), not all of them.
+    with sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    frame_bytes = 24 + page_size
+    assert os.path.getsize(path + "-wal") <= 32 + frame_bytes * frames_per_create * (
+        3 * CHECKPOINT_EVERY_COMMITS
+    )
+
+
+def test_a_request_does_not_wait_for_the_checkpoint_it_started(app, admin, acme, monkeypatch):
+    path = sqlite_path(app)
+    release = threading.Event()
+    started = []
+    checkpoint_wal = sqlite_module.checkpoint_wal
+    requests_thread = threading.get_ident()
+
+    def held(database: str):
+        started.append((database, threading.get_ident()))
+        if threading.get_ident() != requests_thread:
+            assert release.wait(timeout=30)
+        return checkpoint_wal(database)
+
+    monkeypatch.setattr(sqlite_module, "checkpoint_wal", held)
+    try:
+        # Every request answers while the checkpoint it started is held; more requests
+        # crossing the mark meanwhile join the one waiting instead of queueing their own.
+        create_users(app, admin, 3 * CHECKPOINT_EVERY_COMMITS)
+        deadline = time.monotonic() + 10
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(started) == 1
+        assert started[0][0] == path
+        assert started[0][1] != threading.get_ident()
+    finally:
+        release.set()
+    future = sqlite_module.CHECKPOINTS.request(path)
+    assert future.result(timeout=30)[0] == 0
 
 
 @pytest.mark.parametrize("first_request", ["ticket", "vasco"])
