@@ -24,8 +24,9 @@ SQLite is served by several gunicorn workers at once, so:
   waiting for the lock. A checkpoint is mostly the wait for its fsync (about 2.3 of
   2.6 ms on this project's machines), during which the sqlite3 module lets other threads
   run: on a thread of its own, the request that crossed the mark answers without it and
-  the worker serves the next request meanwhile. Its last copy is made in the writers'
-  queue, so that the WAL starts over instead of growing (``checkpoint_wal``).
+  the worker serves the next request meanwhile. Once the WAL holds
+  ``WAL_START_OVER_FRAMES``, a last copy is made in the writers' queue, so that the WAL
+  starts over instead of growing (``checkpoint_wal``).
 """
 
 from __future__ import annotations
@@ -46,7 +47,10 @@ WRITER_LOCK_SUFFIX = "-writer.lock"
 # A ticket's commit adds about 15 pages to the WAL: a checkpoint every 64 commits of each
 # connection keeps the WAL near the size SQLite's default (1000 pages) keeps it at.
 CHECKPOINT_EVERY_COMMITS = 64
-# The WAL file is cut back to this size when it starts over, after a burst has grown it.
+# The WAL is made to start over once it holds this many frames (16 MB of 4 KB pages):
+# checkpoint_wal.
+WAL_START_OVER_FRAMES = 4096
+# The WAL file is cut back to this size when it starts over, after a long read let it grow.
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
@@ -124,16 +128,18 @@ class QueuedWriterConnection(sqlite3.Connection):
 
 def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
     """Checkpoint the WAL of the database at ``path`` (PASSIVE: without waiting for
-    anyone), so that the next commit writes the WAL from its beginning again. On a
-    connection of its own (``mode=rw``: a database removed meanwhile is not created again).
+    anyone), on a connection of its own (``mode=rw``: a database removed meanwhile is not
+    created again).
 
-    Twice: first beside the writers, copying what is committed so far; then in the writers'
-    queue, copying what was committed during the first. The WAL starts over only at a
-    commit that finds every frame copied, so a checkpoint beside the writers alone let it
-    grow under steady writes from several workers (about 15 MB per 1,000 ticket creates).
-    Writers wait for the second copy alone, a few commits' frames and its fsync.
+    The copy runs beside the writers. The WAL starts over only at a commit that finds
+    every frame copied, which commits made during the copy prevent: under steady writes
+    it grew without end (about 15 MB per 1,000 ticket creates from two processes). So once
+    it holds ``WAL_START_OVER_FRAMES``, a second copy follows in the writers' queue, of
+    what was committed during the first; the next commit starts the WAL over. Writers
+    wait for that second copy alone (a few commits' frames and its fsync), once per about
+    a thousand creates rather than at every checkpoint.
 
-    Returns SQLite's (busy, WAL frames, frames checkpointed) of the second; busy when
+    Returns SQLite's (busy, WAL frames, frames checkpointed) of the last copy; busy when
     another connection was checkpointing, which then copies the frames itself. None when
     SQLite refused, which leaves the frames to the next checkpoint: the commits are done
     already."""
@@ -148,7 +154,9 @@ def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
         return None
     connection.writer_lock_path = path + WRITER_LOCK_SUFFIX
     try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if copied[0] or copied[1] < WAL_START_OVER_FRAMES:
+            return copied
         connection.lock_for_writing()
         return connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except sqlite3.Error:
