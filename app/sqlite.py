@@ -105,10 +105,15 @@ class QueuedWriterConnection(sqlite3.Connection):
                 self._checkpoint()
 
     def _checkpoint(self) -> Future | None:
-        """Hand the database's checkpoint to the process's checkpoint thread."""
+        """Hand the database's checkpoint to the process's checkpoint thread. The commit is
+        done: a thread that cannot start, or an interpreter shutting down, leaves the
+        frames to a later checkpoint instead of failing it."""
         if self.database_path is None:
             return None
-        return CHECKPOINTS.request(self.database_path)
+        try:
+            return CHECKPOINTS.request(self.database_path)
+        except RuntimeError:
+            return None
 
     def rollback(self) -> None:
         try:

@@ -202,6 +202,17 @@ def test_the_wal_starts_over_while_requests_go_on_writing(app, admin, acme, monk
     assert os.path.getsize(path + "-wal") <= 32 + (24 + page_size) * most_frames
 
 
+def test_a_checkpoint_that_cannot_start_leaves_the_commit_done(app, admin, acme, monkeypatch):
+    sqlite_path(app)
+
+    def no_thread(path: str):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(sqlite_module.CHECKPOINTS, "request", no_thread)
+    create_users(app, admin, CHECKPOINT_EVERY_COMMITS + 1)
+    assert count_rows(app, "users") == CHECKPOINT_EVERY_COMMITS + 2  # and the fixture's alice
+
+
 def test_a_request_does_not_wait_for_the_checkpoint_it_started(app, admin, acme, monkeypatch):
     path = sqlite_path(app)
     release = threading.Event()
