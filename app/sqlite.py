@@ -32,15 +32,20 @@ SQLite is served by several gunicorn workers at once, so:
 from __future__ import annotations
 
 import fcntl
+import logging
+import math
 import os
 import sqlite3
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from urllib.parse import quote
 
 from flask import has_request_context, request
 from sqlalchemy import Dialect, Engine, event
 from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 WRITER_LOCK_SUFFIX = "-writer.lock"
@@ -140,22 +145,25 @@ def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
     every frame copied, which commits made during the copy prevent: under steady writes
     it grew without end (about 15 MB per 1,000 ticket creates from two processes). So once
     it holds ``WAL_START_OVER_FRAMES``, a second copy follows in the writers' queue, of
-    what was committed during the first; the next commit starts the WAL over. Writers
-    wait for that second copy alone (a few commits' frames and its fsync), once per about
-    a thousand creates rather than at every checkpoint.
+    what was committed during the first and while it waited for the queue, with its two
+    fsyncs (the WAL's, the database's). Writers wait for that second copy alone, about once
+    per thousand creates rather than at every checkpoint. The next commit then starts the
+    WAL over, unless a read that began before the copy ended is still open: then it goes
+    on appending, and the next checkpoint past the mark tries again.
 
     Returns SQLite's (busy, WAL frames, frames checkpointed) of the last copy; busy when
     another connection was checkpointing, which then copies the frames itself. None when
-    SQLite refused, which leaves the frames to the next checkpoint: the commits are done
-    already."""
+    it failed, which leaves the frames to the next checkpoint (the commits are done
+    already) and is logged, at most once a minute per process."""
     try:
         connection = sqlite3.connect(
-            f"file:{quote(path)}?mode=rw",
+            f"file://{quote(os.path.abspath(path))}?mode=rw",
             uri=True,
             isolation_level=None,
             factory=QueuedWriterConnection,
         )
-    except sqlite3.Error:
+    except sqlite3.Error as error:
+        _checkpoint_failed(path, error)
         return None
     connection.writer_lock_path = path + WRITER_LOCK_SUFFIX
     try:
@@ -164,17 +172,34 @@ def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
             return copied
         connection.lock_for_writing()
         return connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    except sqlite3.Error:
+    except (sqlite3.Error, OSError) as error:
+        _checkpoint_failed(path, error)
         return None
     finally:
         connection.close()  # and out of the writers' queue
 
 
+_last_failure_logged = -math.inf
+
+
+def _checkpoint_failed(path: str, error: Exception) -> None:
+    # With SQLite's own checkpoints off, checkpoints that keep failing let the WAL grow:
+    # say so, without a line per commit.
+    global _last_failure_logged
+    now = time.monotonic()
+    if now - _last_failure_logged >= 60:
+        _last_failure_logged = now
+        log.warning("SQLite WAL checkpoint of %s failed: %s", path, error)
+
+
 class Checkpoints:
-    """This process's WAL checkpoints, run one at a time on a thread of their own, at most
-    one waiting per database (a request while one waits is that one). The thread starts
-    with the first checkpoint, so a gunicorn worker starts its own; a forked child forgets
-    its parent's. The interpreter waits for a running checkpoint at exit."""
+    """This process's WAL checkpoints, run one at a time on a thread of their own. Per
+    database, at most one waits besides the one running: a request while one waits is
+    that one, and a request while one runs queues the next, for the commits the running
+    one may not see. The thread starts with the first checkpoint, so a gunicorn worker
+    starts its own; a forked child forgets its parent's. The interpreter waits for the
+    running and the waiting ones at exit (within gunicorn's graceful timeout, after which
+    the worker is killed: a checkpoint cut short is redone by the next)."""
 
     def __init__(self) -> None:
         self._forget()
@@ -183,21 +208,24 @@ class Checkpoints:
     def _forget(self) -> None:
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
-        self._pending: dict[str, Future] = {}
+        self._waiting: dict[str, Future] = {}
 
     def request(self, path: str) -> Future:
         with self._lock:
-            self._pending = {
-                pending: future for pending, future in self._pending.items() if not future.done()
-            }
-            if path in self._pending:
-                return self._pending[path]
+            waiting = self._waiting.get(path)
+            if waiting is not None and not waiting.running() and not waiting.done():
+                return waiting
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=1, thread_name_prefix="sqlite-checkpoint"
                 )
             future = self._executor.submit(checkpoint_wal, path)
-            self._pending[path] = future
+            self._waiting = {
+                database: queued
+                for database, queued in self._waiting.items()
+                if not queued.running() and not queued.done()
+            }
+            self._waiting[path] = future
             return future
 
 
@@ -227,7 +255,7 @@ def configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
             if isinstance(dbapi_connection, QueuedWriterConnection):
                 dbapi_connection.database_path = engine.url.database
                 dbapi_connection.writer_lock_path = engine.url.database + WRITER_LOCK_SUFFIX
-                # Checkpoints are the writers' own (QueuedWriterConnection.commit).
+                # Checkpoints are made for the writers (QueuedWriterConnection.commit).
                 cursor.execute("PRAGMA wal_autocheckpoint = 0")
                 cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
