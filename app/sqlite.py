@@ -73,8 +73,7 @@ class QueuedWriterConnection(sqlite3.Connection):
     whether they live in one process (threads) or in several (gunicorn workers).
     """
 
-    database_path: str | None = None
-    writer_lock_path: str | None = None
+    database_path: str | None = None  # on disk; the writers' lock file is beside it
     _writer_lock_fd: int | None = None
     _holds_writer_lock = False
     _commits_since_checkpoint = 0
@@ -83,11 +82,13 @@ class QueuedWriterConnection(sqlite3.Connection):
         """Wait until no other writer of this service is in a transaction. Its wait is
         bounded by that writer's own statements (each under the busy timeout) and, under
         gunicorn, by the worker timeout."""
-        if self.writer_lock_path is None or self._holds_writer_lock:
+        if self.database_path is None or self._holds_writer_lock:
             return
         if self._writer_lock_fd is None:
             self._writer_lock_fd = os.open(
-                self.writer_lock_path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644
+                self.database_path + WRITER_LOCK_SUFFIX,
+                os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                0o644,
             )
         fcntl.flock(self._writer_lock_fd, fcntl.LOCK_EX)
         self._holds_writer_lock = True
@@ -165,7 +166,7 @@ def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
     except sqlite3.Error as error:
         _checkpoint_failed(path, error)
         return None
-    connection.writer_lock_path = path + WRITER_LOCK_SUFFIX
+    connection.database_path = path
     try:
         copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if copied[0] or copied[1] < WAL_START_OVER_FRAMES:
@@ -254,7 +255,6 @@ def configure_sqlite(engine: Engine, busy_timeout_seconds: float) -> None:
             cursor.execute("PRAGMA synchronous = NORMAL")
             if isinstance(dbapi_connection, QueuedWriterConnection):
                 dbapi_connection.database_path = engine.url.database
-                dbapi_connection.writer_lock_path = engine.url.database + WRITER_LOCK_SUFFIX
                 # Checkpoints are made for the writers (QueuedWriterConnection.commit).
                 cursor.execute("PRAGMA wal_autocheckpoint = 0")
                 cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")

@@ -165,7 +165,9 @@ def test_writers_checkpoint_the_wal_themselves(app, admin, acme, monkeypatch):
         # A read the next requests opened meanwhile may keep the last frames for later.
         assert 0 < copied <= frames
     # The pages are in the database file itself: a connection that ignores the WAL
-    # (immutable) finds the users committed before the checkpoint.
+    # (immutable) finds the users. It reads the file as it is, so only once no checkpoint
+    # is copying into it: after one with nothing writing beside it.
+    assert sqlite_module.CHECKPOINTS.request(path).result(timeout=30)[0] == 0
     assert "user-0" in users_in_the_database_file(path)
 
 
@@ -174,9 +176,13 @@ def users_in_the_database_file(path: str) -> set[str]:
         return {row[0] for row in reader.execute("SELECT ext_id FROM users")}
 
 
-def wal_frames(path: str) -> int:
+def pragma(path: str, statement: str) -> tuple:
     with sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True) as connection:
-        return connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+        return connection.execute(f"PRAGMA {statement}").fetchone()
+
+
+def wal_frames(path: str) -> int:
+    return pragma(path, "wal_checkpoint(PASSIVE)")[1]
 
 
 def test_the_wal_starts_over_while_requests_go_on_writing(app, admin, acme, monkeypatch):
@@ -185,8 +191,7 @@ def test_the_wal_starts_over_while_requests_go_on_writing(app, admin, acme, monk
     # writers' queue lets the next commit write it from its start.
     path = sqlite_path(app)
     sqlite_module.CHECKPOINTS.request(path).result(timeout=30)
-    with sqlite3.connect(path) as connection:  # a WAL file as short as it can be, to start
-        assert connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    assert pragma(path, "wal_checkpoint(TRUNCATE)")[0] == 0  # the WAL file at its shortest
     create_users(app, admin, 1, prefix="one")
     frames_per_create = wal_frames(path)
     assert 0 < frames_per_create < 2 * CHECKPOINT_EVERY_COMMITS
@@ -199,8 +204,7 @@ def test_the_wal_starts_over_while_requests_go_on_writing(app, admin, acme, monk
     # The WAL file holds at most the mark and the frames of the commits made until a
     # checkpoint finds it crossed (two checkpoints' worth, one running while commits go
     # on), not the frames of all the creates.
-    with sqlite3.connect(f"file:{quote(path)}?mode=rw", uri=True) as connection:
-        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    page_size = pragma(path, "page_size")[0]
     most_frames = start_over + frames_per_create * 3 * CHECKPOINT_EVERY_COMMITS
     assert most_frames < frames_per_create * creates
     assert os.path.getsize(path + "-wal") <= 32 + (24 + page_size) * most_frames
