@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from types import FunctionType
 from typing import Any
 
 from flask import Flask
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import configure_mappers
 
 from . import (
-    extensions,
     models,  # noqa: F401  (registers every table on the metadata)
     observability,
 )
+from .api.contract import api
 from .auth import BootstrapPrincipal
-from .config import Config, normalise_database_url
+from .config import Config
 from .crypto import (
     KeyConfigurationError,
     SecretBox,
@@ -26,48 +23,15 @@ from .crypto import (
     decode_old_keys,
     load_or_create_key_file,
 )
-from .database import configure_engines
 from .errors import register_error_handlers
-from .repositories.transactions import release_own_connection
-
-# libpq settings that bound how long a request can wait on an unreachable database.
-POSTGRESQL_CONNECT_ARGS = {
-    "connect_timeout": 5,  # seconds to establish a connection
-    # A connection whose sent data stays unacknowledged this long is dead (a black-holed
-    # network): the request gets its 503 instead of waiting for the kernel's retries.
-    "tcp_user_timeout": 10_000,  # milliseconds
-    # An idle connection (waiting for a reply) probes its peer: silent after 5 s, then
-    # every 2 s, dead after 3 missed probes.
-    "keepalives": 1,
-    "keepalives_idle": 5,
-    "keepalives_interval": 2,
-    "keepalives_count": 3,
-}
-
-
-class App(Flask):
-    """The service's Flask app.
-
-    ``ensure_sync`` is Flask's, remembered for plain functions: Flask and flask-smorest ask
-    it about every view, wrapper and hook on every request, and each time it asks
-    ``inspect`` whether the function is a coroutine function."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._sync_functions: dict[FunctionType, Callable[..., Any]] = {}
-
-    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        if type(func) is not FunctionType:
-            return super().ensure_sync(func)
-        sync = self._sync_functions.get(func)
-        if sync is None:
-            sync = self._sync_functions[func] = super().ensure_sync(func)
-        return sync
+from .extensions import db
+from .storage.engine import configure_database, configure_engine
+from .storage.work import end_work
 
 
 def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     """Build the service. ``config`` is a class or mapping overriding ``Config``."""
-    app = App(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True)
     app.json.sort_keys = False  # fields in the seeds' order
     app.config.from_object(Config)
     if isinstance(config, dict):
@@ -97,26 +61,6 @@ def configure_logging(app: Flask) -> None:
     logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))
 
 
-def configure_database(app: Flask) -> None:
-    url = app.config["DATABASE_URL"]
-    if not url:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{Path(app.instance_path) / 'nevisidm.db'}"
-    url = normalise_database_url(url)
-    app.config["SQLALCHEMY_DATABASE_URI"] = url
-    options = dict(app.config["SQLALCHEMY_ENGINE_OPTIONS"])
-    if url.startswith("postgresql"):
-        # Fail fast (503) instead of hanging when the database cannot be reached. Each
-        # setting can be overridden by a parameter of the same name in DATABASE_URL.
-        given = make_url(url).query
-        connect_args = dict(options.get("connect_args", {}))
-        for name, value in POSTGRESQL_CONNECT_ARGS.items():
-            if name not in given:
-                connect_args.setdefault(name, value)
-        options["connect_args"] = connect_args
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
-
-
 def configure_secrets(app: Flask) -> None:
     """The AES-GCM box for credential secrets. A bad key stops start-up with a clear error.
 
@@ -139,15 +83,14 @@ def configure_secrets(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     # The mappers are complete now, not at a worker's first query: objects built from plain
-    # rows (app/repositories/statements.py) need them before any query has run.
+    # rows (app/storage/rows.py) need them before any query has run.
     configure_mappers()
-    # ``extensions.api``, not ``api``: the name ``app.api`` is the package of blueprints.
-    extensions.db.init_app(app)
-    configure_engines(app)
-    # A request that ran on a connection of its own gives it back (repositories/transactions.py).
-    app.teardown_request(release_own_connection)
-    extensions.api.init_app(app)
-    extensions.api.spec.components.security_scheme(
+    db.init_app(app)
+    configure_engine(app)
+    # The database work of a request or command gives its connection back (app/storage/work.py).
+    app.teardown_appcontext(end_work)
+    api.init_app(app)
+    api.spec.components.security_scheme(
         "bearerAuth", {"type": "http", "scheme": "bearer", "description": "An api key"}
     )
 
@@ -155,7 +98,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .api import register_blueprints as register
 
-    register(extensions.api)
+    register(api)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -53,24 +53,21 @@ def authenticated_principal() -> AuthenticatedPrincipal:
     Principals are cached per process for a few seconds (app/repositories/principals.py):
     a key removed from the database may keep working that long.
     """
-    # Each object is looked up through its proxy once: an attribute the proxy itself lacks
-    # costs a failed lookup (an AttributeError made and dropped) before it is forwarded.
-    state = g._get_current_object()
-    principal = state.get("principal")
+    principal = g.get("principal")
     if principal is not None:
         return principal
-    authorization = request._get_current_object().headers.get("Authorization", "")
+    authorization = request.headers.get("Authorization", "")
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise AuthenticationRequired("Send an api key as 'Authorization: Bearer <api key>'")
-    bootstrap = current_app._get_current_object().extensions.get(BootstrapPrincipal.EXTENSION)
+    bootstrap = current_app.extensions.get(BootstrapPrincipal.EXTENSION)
     if bootstrap is not None:
         bootstrap.ensure()
     principal = PrincipalRepository().by_key(key)
     if principal is None:
         raise AuthenticationRequired("The api key is not valid")
-    state.principal = principal
+    g.principal = principal
     return principal
 
 

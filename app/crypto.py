@@ -190,4 +190,4 @@ class SecretBox:
 
 def secret_box() -> SecretBox:
     """The app's box for credential secrets (built by ``create_app`` from the configured key)."""
-    return current_app._get_current_object().extensions["nevisidm.secret_box"]
+    return current_app.extensions["nevisidm.secret_box"]

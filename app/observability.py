@@ -118,7 +118,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         if "request_id" not in record.__dict__ and has_request_context():
-            entry["request_id"] = g._get_current_object().get("request_id")
+            entry["request_id"] = g.get("request_id")
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
@@ -208,14 +208,14 @@ def request_id_from(header: str | None) -> str:
 
 def start_request() -> None:
     state = g._get_current_object()
-    header = request._get_current_object().headers.get(REQUEST_ID_HEADER)
+    header = request.headers.get(REQUEST_ID_HEADER)
     state.request_id = request_id_from(header)
     state.request_started = time.perf_counter()
 
 
 def finish_request(response: Response) -> Response:
     """Headers every response carries, the metrics, and the one log line of the request."""
-    # The request and its globals, looked up once (each use of the proxies looks them up).
+    # The request and its globals, looked up once: each use of a proxy looks them up.
     current, state = request._get_current_object(), g._get_current_object()
     path, status = current.path, response.status_code
     headers = response.headers

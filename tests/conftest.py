@@ -20,16 +20,12 @@ from flask.testing import FlaskClient
 from marshmallow import Schema
 from sqlalchemy import text
 
-from app import create_app
 from app.auth import PERMISSIONS
-from app.config import TestConfig
 from app.extensions import db
 from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
 from app.schemas.dumping import Dumper
-from tests.support import postgresql_schema
-
-CORE = "/nevisidm/api/core/v1"
+from tests.support import CORE, bearer, make_app, postgresql_schema
 
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -47,11 +43,6 @@ def dumped_as_marshmallow_dumps(monkeypatch) -> None:
         return result
 
     monkeypatch.setattr(Dumper, "__call__", checked)
-
-
-def make_app(database_url: str, **settings: Any) -> Flask:
-    config = type("Settings", (TestConfig,), {"DATABASE_URL": database_url, **settings})
-    return create_app(config)
 
 
 @pytest.fixture(scope="session", params=DATABASES)
@@ -111,10 +102,6 @@ def make_key(app: Flask):
         return key
 
     return make
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import socket
@@ -13,12 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import pytest
 from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, event, text
 
-from app.config import normalise_database_url
+from app import create_app
+from app.config import TestConfig, normalise_database_url
 from app.extensions import db
+from app.storage import statements as app_statements
 
 # Contract section 6: what every new credential shows, with the JSON type of each value.
 NEW_CREDENTIAL_FIELDS = {
@@ -207,3 +213,93 @@ def postgresql_schema(server_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+CORE = "/nevisidm/api/core/v1"
+
+
+def make_app(database_url: str, **settings: Any) -> Flask:
+    config = type("Settings", (TestConfig,), {"DATABASE_URL": database_url, **settings})
+    return create_app(config)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def block(size: int = 248) -> str:
+    """A Digipass-like data block: ``size`` random bytes, Base64-encoded."""
+    return base64.b64encode(os.urandom(size)).decode()
+
+
+def tokens(*auth_modes: str, size: int = 248) -> list[dict[str, str]]:
+    return [{"authMode": auth_mode, "data": block(size)} for auth_mode in auth_modes]
+
+
+def create_vasco(client: FlaskClient, headers: dict[str, str], client_ext_id: str = "acme", **body):
+    """POST a VASCO credential; ``vascoTokens`` defaults to two fresh blocks (CR and RO)."""
+    body.setdefault("vascoTokens", tokens("CR", "RO"))
+    return client.post(f"{CORE}/{client_ext_id}/vasco", json=body, headers=headers)
+
+
+def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name == "postgresql":
+        # The credential's row and its blocks are one statement: the database itself fails
+        # it at the first block, after the credential's row (a trigger).
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "CREATE FUNCTION fail_block() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'database failure in the middle of a create'; "
+                    "END $$"
+                )
+            )
+            connection.execute(
+                text(
+                    "CREATE TRIGGER fail_block BEFORE INSERT ON vasco_token_blocks "
+                    "FOR EACH ROW EXECUTE FUNCTION fail_block()"
+                )
+            )
+
+        def undo() -> None:
+            with engine.begin() as connection:
+                connection.execute(text("DROP TRIGGER fail_block ON vasco_token_blocks"))
+                connection.execute(text("DROP FUNCTION fail_block()"))
+
+        return undo
+
+    # Every statement of a create goes to the driver through statements._run.
+    statements: list[str] = []
+    run = app_statements._run
+
+    def fail_blocks(on, compiled, parameters, fetch, **options):
+        sql = compiled.sql
+        statements.append(sql)
+        if sql.startswith("INSERT INTO vasco_token_blocks"):
+            # The credential row is written by now: this failure is really half-way.
+            assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
+            raise RuntimeError("database failure in the middle of a create")
+        return run(on, compiled, parameters, fetch, **options)
+
+    monkeypatch.setattr(app_statements, "_run", fail_blocks)
+    return monkeypatch.undo
+
+
+TICKET_URL = f"{CORE}/acme/users/alice/ticket"
+
+
+MISSING_PARTS = pytest.mark.parametrize(
+    ("client_ext_id", "user_ext_id", "message"),
+    [
+        pytest.param("nobody", "alice", "No client 'nobody'", id="no-client"),
+        pytest.param("acme", "nobody", "No user 'nobody' in client 'acme'", id="no-user"),
+        pytest.param(
+            "acme",
+            "alice",
+            "User 'alice' in client 'acme' has no ticket credential",
+            id="no-ticket",
+        ),
+    ],
+)

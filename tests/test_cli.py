@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from app.auth import CLIENT_VIEW, USER_VIEW
-from tests.conftest import CORE, bearer
-from tests.support import run_with_the_service
+from tests.support import CORE, bearer, run_with_the_service
 
 ROOT = Path(__file__).resolve().parent.parent
 

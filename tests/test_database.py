@@ -36,7 +36,7 @@ def test_database_urls_are_driven_with_psycopg(given, used):
 
 
 def test_a_serving_process_loads_the_sqlite3_module_only_for_sqlite(database_url):
-    # SQLite's engine set-up is imported only for an SQLite engine (app/sqlite.py): a
+    # SQLite's engine set-up is imported only for an SQLite engine (app/storage/sqlite/): a
     # PostgreSQL worker is spared the module and its shared library.
     probe = (
         "import sys, wsgi; "

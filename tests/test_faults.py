@@ -19,7 +19,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from app.extensions import db
-from tests.conftest import CORE, make_app
+from tests.support import CORE, make_app
 
 # Two requests' worth of connect_timeout (5 s) would be a hang; one is the bound.
 DEADLINE_SECONDS = 10

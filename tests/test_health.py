@@ -11,7 +11,7 @@ from sqlalchemy import event
 from app import readiness
 from app.extensions import db
 from app.migrations import MIGRATIONS
-from tests.conftest import make_app
+from tests.support import make_app
 
 
 def closed_port() -> int:

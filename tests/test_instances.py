@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
 from app.config import normalise_database_url
-from tests.conftest import CORE
+from tests.support import CORE
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP_KEY = f"instances-{secrets.token_urlsafe(24)}"

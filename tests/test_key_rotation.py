@@ -20,8 +20,7 @@ from app.crypto import KeyConfigurationError, SecretBox, key_id_of
 from app.extensions import db
 from app.repositories.secrets import SealedSecretRepository
 from app.repositories.vasco import associated_data
-from tests.api.test_vasco_create import create_vasco, tokens
-from tests.conftest import CORE, make_app
+from tests.support import CORE, create_vasco, make_app, tokens
 
 VASCO_URL = f"{CORE}/acme/vasco"
 KEY_A = TestConfig.CREDENTIAL_ENCRYPTION_KEY  # what the ``app`` fixture seals with

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, inspect, text
 from app.config import normalise_database_url
 from app.extensions import db
 from app.migrations import MIGRATIONS, init_migrations, shipped_revisions
-from tests.conftest import DATABASES, make_app
-from tests.support import BIN, run_with_the_service
+from tests.conftest import DATABASES
+from tests.support import BIN, make_app, run_with_the_service
 
 
 @pytest.fixture(params=DATABASES)

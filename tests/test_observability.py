@@ -22,8 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.auth import PERMISSIONS
 from app.observability import JsonFormatter
 from app.repositories.principals import PrincipalRepository
-from tests.conftest import CORE, bearer
-from tests.support import ROOT
+from tests.support import CORE, ROOT, bearer
 
 TICKET_URL = f"{CORE}/acme/users/alice/ticket"
 

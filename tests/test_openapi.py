@@ -25,7 +25,7 @@ from app.schemas.tickets import (
 )
 from app.schemas.users import UserCreateSchema, UserSchema
 from app.schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
-from tests.conftest import make_app
+from tests.support import make_app
 
 CORE = "/nevisidm/api/core/v1"
 # The routes that serve the documentation itself.

@@ -217,7 +217,7 @@ class Blueprint(flask_smorest.Blueprint):
 
             @wraps(view)
             def wrapper(*view_args: Any, **view_kwargs: Any) -> Any:
-                request = flask.request._get_current_object()  # type: ignore[attr-defined]
+                request = flask.request
                 document = parser.load_json(request, schema)
                 try:
                     fields = schema.load(document)

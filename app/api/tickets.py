@@ -9,7 +9,6 @@ from ..auth import (
     CREDENTIAL_VIEW,
     require_permissions,
 )
-from ..models import TICKET_POLICY
 from ..repositories.tickets import TicketRepository
 from ..schemas.tickets import (
     IssuedTicketSchema,
@@ -21,7 +20,7 @@ from ..schemas.tickets import (
 )
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import plain_statements, ticket_in_path, user_in_path
+from .path import ticket_in_path, user_in_path
 from .responses import resource_location
 
 blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
@@ -37,8 +36,7 @@ def ticket_location(ticket) -> str:
 
 @blp.route(TICKET_PATH, methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE)
-@plain_statements(single_write=True)
-@user_in_path(default_policy_type=TICKET_POLICY)
+@user_in_path
 @blp.arguments(TicketCreateSchema)
 @blp.response(201, IssuedTicketSchema, description="Ticket credential created successfully")
 @blp.error_response(
@@ -60,8 +58,7 @@ def create_ticket(fields, user):
 
 @blp.route(TICKET_PATH, methods=["GET"])
 @require_permissions(CREDENTIAL_VIEW)
-@plain_statements(single_write=True)
-@ticket_in_path(to_show=True)
+@ticket_in_path
 @blp.response(200, TicketCredentialSchema)
 def get_ticket(ticket):
     """Get the user's ticket credential (its value only as the stored hash)."""
@@ -70,7 +67,7 @@ def get_ticket(ticket):
 
 @blp.route(TICKET_PATH, methods=["PATCH"])
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
-@ticket_in_path()
+@ticket_in_path
 @blp.arguments(TicketUpdateSchema)
 @blp.response(200, TicketCredentialSchema)
 def update_ticket(fields, ticket):
@@ -84,17 +81,16 @@ def update_ticket(fields, ticket):
 
 @blp.route(TICKET_PATH, methods=["DELETE"])
 @require_permissions(CREDENTIAL_DELETE)
-@ticket_in_path()
 @blp.response(204)
 @blp.error_response(409)
-def delete_ticket(ticket):
+def delete_ticket(client_ext_id, user_ext_id):
     """Delete the user's ticket credential; a new one may be created afterwards."""
-    TicketRepository().delete(ticket)
+    TicketRepository().delete(client_ext_id, user_ext_id)
 
 
 @blp.route(f"{TICKET_PATH}/reset", methods=["POST"])
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
-@ticket_in_path(for_update=True)
+@ticket_in_path
 @blp.arguments(TicketResetSchema, required=False)
 @blp.response(200, IssuedTicketSchema)
 @blp.error_response(409)
@@ -110,7 +106,7 @@ def reset_ticket(fields, ticket):
 
 @blp.route(f"{TICKET_PATH}/verify", methods=["POST"])
 @require_permissions(CREDENTIAL_VIEW)
-@ticket_in_path(for_update=True)
+@ticket_in_path
 @blp.arguments(TicketVerifySchema)
 @blp.response(200, TicketCredentialSchema)
 @blp.error_response(

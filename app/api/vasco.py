@@ -5,13 +5,12 @@ from ..auth import (
     CREDENTIAL_VIEW,
     require_permissions,
 )
-from ..models import VASCO_POLICY
 from ..repositories.vasco import VascoRepository
 from ..schemas.pagination import PageQuerySchema, page_schema
 from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import client_in_path, plain_statements, user_and_vasco_in_path, vasco_in_path
+from .path import client_in_path, vasco_in_path
 from .responses import resource_location
 
 blp = Blueprint(
@@ -23,8 +22,7 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 
 @blp.route("/<client_ext_id>/vasco", methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
-@plain_statements(single_write=True)
-@client_in_path(default_policy_type=VASCO_POLICY)
+@client_in_path
 @blp.arguments(VascoCreateSchema)
 @blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")
 @blp.error_response(
@@ -57,7 +55,7 @@ def list_vasco(query, client):
 
 @blp.route(VASCO_PATH, methods=["GET"])
 @require_permissions(CREDENTIAL_VIEW)
-@vasco_in_path()
+@vasco_in_path
 @blp.response(200, VascoCredentialSchema)
 def get_vasco(vasco):
     """Get a VASCO credential."""
@@ -66,7 +64,7 @@ def get_vasco(vasco):
 
 @blp.route(VASCO_PATH, methods=["PATCH"])
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
-@vasco_in_path()
+@vasco_in_path
 @blp.arguments(VascoUpdateSchema)
 @blp.response(200, VascoCredentialSchema)
 def update_vasco(fields, vasco):
@@ -79,35 +77,32 @@ def update_vasco(fields, vasco):
 
 @blp.route(VASCO_PATH, methods=["DELETE"])
 @require_permissions(CREDENTIAL_DELETE)
-@vasco_in_path(reveal=False)
 @blp.response(204)
 @blp.error_response(409)
-def delete_vasco(vasco):
+def delete_vasco(client_ext_id, vasco_ext_id):
     """Delete a VASCO credential and its data blocks."""
-    VascoRepository().delete(vasco)
+    VascoRepository().delete(client_ext_id, vasco_ext_id)
 
 
 @blp.route("/<client_ext_id>/users/<user_ext_id>/vasco/<vasco_ext_id>", methods=["PUT"])
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
-@user_and_vasco_in_path
 @blp.response(200, VascoCredentialSchema)
 @blp.error_response(
     422, "`errors.invalidData`: the credential is assigned to another user; unassign it first."
 )
 @blp.error_response(409)
-def assign_vasco(user, vasco):
+def assign_vasco(client_ext_id, user_ext_id, vasco_ext_id):
     """Assign a VASCO credential to the user; its state stays as it is.
 
     A credential already held by another user must be unassigned first.
     """
-    return VascoRepository().assign(vasco, user)
+    return VascoRepository().assign(client_ext_id, user_ext_id, vasco_ext_id)
 
 
 @blp.route(f"{VASCO_PATH}/unassign", methods=["PUT"])
 @require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
-@vasco_in_path()
 @blp.response(200, VascoCredentialSchema)
 @blp.error_response(409)
-def unassign_vasco(vasco):
+def unassign_vasco(client_ext_id, vasco_ext_id):
     """Take a VASCO credential from its user; its state returns to ``initial``."""
-    return VascoRepository().unassign(vasco)
+    return VascoRepository().unassign(client_ext_id, vasco_ext_id)

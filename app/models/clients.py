@@ -14,3 +14,8 @@ class Client(Entity, db.Model):
 
     ext_id: Mapped[str] = mapped_column(String(255), unique=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
+
+    # Not a column: the terms of the client's default policies by type, when they were read
+    # with it (app/repositories/clients.py), so that a credential created next needs no read
+    # of its own for them.
+    default_policies = None

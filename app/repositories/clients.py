@@ -1,18 +1,21 @@
+"""Clients (tenants), each created with its default TicketPolicy and VascoPolicy."""
+
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Select, bindparam, select
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import POLICY_TYPES, Client, Policy
+from ..storage import column_keys, detached_from_row
 from .base import Repository, new_ext_id
-from .policies import TERMS_COLUMNS, PolicyRepository, WithDefaultTerms, detached_from_row
+from .policies import TERMS_COLUMNS, default_policies_from, with_default_policies
 
-CLIENT_COLUMNS = tuple(column.key for column in Client.__table__.c)
+CLIENT_COLUMNS = column_keys(Client.__table__)
 
 
 def _client_statement(default_policies: ColumnElement[bool]) -> Select:
-    """The client and the terms of its default policies (``WithDefaultTerms``): a
-    credential created in the client needs them next."""
+    """The client and the terms of its default policies: a credential created in the
+    client needs them next."""
     clients, policies = Client.__table__, Policy.__table__
     return (
         select(*clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
@@ -21,23 +24,18 @@ def _client_statement(default_policies: ColumnElement[bool]) -> Select:
     )
 
 
-# Every request about a client reads it through this (app/repositories/statements.py).
-_CLIENT = WithDefaultTerms(_client_statement)
+# Every request about a client reads it through this.
+_CLIENT = with_default_policies(_client_statement)
 
 
 def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
     """The client whose columns begin at ``start`` in ``rows`` (read with the terms of its
     default policies right after them, one row per policy; the columns before the terms are
     read from the first row only, the others may hold them unconverted: ``Prepared.all``'s
-    ``repeated``), detached from the session; the
-    terms are remembered for a credential created in this transaction
-    (``PolicyRepository.remember_default_terms``)."""
+    ``repeated``), detached from the session, with the terms of its ``default_policies``."""
     end = start + len(CLIENT_COLUMNS)
     client = detached_from_row(Client, dict(zip(CLIENT_COLUMNS, rows[0][start:end], strict=True)))
-    default_policies = [
-        dict(zip(TERMS_COLUMNS, row[end:], strict=True)) for row in rows if row[end] is not None
-    ]
-    PolicyRepository().remember_default_terms(client.id, default_policies)
+    client.default_policies = default_policies_from(rows, end)
     return client
 
 
@@ -56,19 +54,14 @@ class ClientRepository(Repository):
             )
             for policy_type in POLICY_TYPES
         ]
-        self.session.add_all([client, *default_policies])
-        self.commit(lambda: self._explain_conflict(client))
+        with self.changing(lambda: self._explain_conflict(client)) as session:
+            session.add_all([client, *default_policies])
         return client
 
-    def get(self, ext_id: str, *, default_policy_type: str | None = None) -> Client:
+    def get(self, ext_id: str) -> Client:
         """The client, detached from the session, in one read with the terms of its default
-        policies (or of its default policy of ``default_policy_type`` alone)."""
-        rows = _CLIENT.all(
-            self.statements,
-            {"client_ext_id": ext_id},
-            policy_type=default_policy_type,
-            repeated=len(CLIENT_COLUMNS),
-        )
+        policies (``default_policies``)."""
+        rows = _CLIENT.all(self.work, {"client_ext_id": ext_id}, repeated=len(CLIENT_COLUMNS))
         if not rows:
             raise NoRecord(f"No client '{ext_id}'")
         return client_from_rows(rows)

@@ -1,25 +1,28 @@
-"""What the credential repositories share: optimistic locking and the common PATCH fields."""
+"""What the credential repositories share: a new credential's row, optimistic locking and
+the common PATCH fields."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import CTE, bindparam, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from ..errors import ApiError, InvalidData, StaleVersion
+from ..domain.credentials import (
+    INITIALIZED_REASON,
+    change_state_by_admin,
+    validity_problem,
+)
+from ..errors import InvalidData, StaleVersion
 from ..models import Credential, Policy
 from ..models.types import utcnow
+from ..storage import Work, detached_from_row, insert_row
 from .base import Repository, new_ext_id
-from .policies import PolicyRepository, detached_from_row
-from .statements import insert_row
-from .transactions import Statements
-
-ADMIN_CHANGE_REASON = "changed-by-admin"
-INITIALIZED_REASON = "initialized"
+from .policies import PolicyRepository
 
 
 def new_credential_row(
@@ -56,11 +59,11 @@ def new_credential_row(
     }
 
 
-def insert_credential_row(statements: Statements, row: dict[str, Any]) -> int:
+def insert_credential_row(work: Work, row: dict[str, Any]) -> int:
     """INSERT the ``credentials`` row of a new credential (``new_credential_row``); its id.
     For SQLite: on PostgreSQL a create writes all its rows in one statement
     (``credential_cte``)."""
-    return insert_row(Credential.__table__, row).execute(statements, row)
+    return insert_row(Credential.__table__, row).execute(work, row)
 
 
 def credential_cte(columns: tuple[str, ...]) -> CTE:
@@ -95,20 +98,6 @@ class CredentialRepository(Repository):
     #: The policy type a credential of this repository follows.
     policy_type: str
 
-    def write_new(
-        self, write: Callable[[Statements], int], explain_conflict: Callable[[], ApiError]
-    ) -> int:
-        """Run a create's ``write`` (its INSERTs; returns the credential's id) and commit. A
-        violated unique constraint rolls back and raises ``explain_conflict()`` instead."""
-        statements = self.statements
-        try:
-            credential_id = write(statements)
-            statements.commit()
-        except IntegrityError:
-            statements.rollback()
-            raise explain_conflict() from None
-        return credential_id
-
     def apply_common_changes(self, credential: Credential, changes: dict[str, Any]) -> None:
         """Set the fields every credential's PATCH takes, from a parsed PATCH body.
 
@@ -116,10 +105,8 @@ class CredentialRepository(Repository):
         ``validity`` (``{"from": ..., "to": ...}``, either may be left out); absent keys are
         left as they are. A new state records ``changed-by-admin`` as its reason.
         """
-        if "state_name" in changes and changes["state_name"] != credential.state_name:
-            credential.state_name = changes["state_name"]
-            credential.state_change_reason = ADMIN_CHANGE_REASON
-            credential.state_change_detail = None
+        if "state_name" in changes:
+            change_state_by_admin(credential, changes["state_name"])
         if "modification_comment" in changes:
             credential.modification_comment = changes["modification_comment"]
         if changes.get("policy_ext_id") is not None:
@@ -129,34 +116,36 @@ class CredentialRepository(Repository):
         validity = changes.get("validity") or {}
         valid_from: datetime = validity.get("from", credential.valid_from)
         valid_to: datetime | None = validity.get("to", credential.valid_to)
-        if valid_to is not None and valid_to <= valid_from:
-            raise InvalidData("validity.to must be after validity.from", field="validity.to")
+        problem = validity_problem(valid_from, valid_to)
+        if problem is not None:
+            raise InvalidData(problem, field="validity.to")
         credential.valid_from, credential.valid_to = valid_from, valid_to
 
-    def save_changes(self, credential: Credential, expected_version: int) -> None:
-        """Commit the changes made to ``credential`` if it is still at ``expected_version``.
-
-        A stale version, whether the caller's or one lost to a concurrent writer, is 409
-        ``errors.pessimisticLockingFailure``; ``version`` and ``lastModified`` move on success.
-        """
+    @staticmethod
+    def check_version(credential: Credential, expected_version: int) -> None:
+        """409 ``errors.pessimisticLockingFailure`` unless ``credential`` is at
+        ``expected_version`` (the version the caller last read)."""
         if credential.version != expected_version:
-            self.session.rollback()
             raise StaleVersion(
                 f"Credential '{credential.ext_id}' is at version {credential.version}, "
                 f"not {expected_version}: read it again and retry"
             )
-        credential.version = expected_version + 1
-        credential.last_modified = utcnow()
-        self.commit_guarded(credential)
 
-    def commit_guarded(self, credential: Credential) -> None:
-        """Commit the changes to (or the deletion of) ``credential``. Every UPDATE and
-        DELETE of it carries "WHERE version = <the version read>": when another request
-        changed it meanwhile, nothing is written and the caller gets 409."""
+    @staticmethod
+    def touch(credential: Credential) -> None:
+        """Every change moves ``version`` and ``lastModified``. Every UPDATE and DELETE
+        carries "WHERE version = <the version read>" (the mapper's ``version_id_col``)."""
+        credential.version += 1
+        credential.last_modified = utcnow()
+
+    @contextmanager
+    def saving(self, credential_ext_id: str) -> Iterator[Session]:
+        """A unit of work for a credential's change (``changing``): a concurrent change
+        that slipped between its read and its write is 409, not lost."""
         try:
-            self.session.commit()
+            with self.changing() as session:
+                yield session
         except StaleDataError:
-            self.session.rollback()
             raise StaleVersion(
-                f"Credential '{credential.ext_id}' was changed concurrently: read it again"
+                f"Credential '{credential_ext_id}' was changed concurrently: read it again"
             ) from None

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import Session
 
 from ..errors import InvalidData
-from ..extensions import db
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,15 @@ def decode_token(token: str) -> tuple[datetime, str]:
         ) from error
 
 
-def keyset_page(statement: Select, model: Any, limit: int, token: str | None) -> Page:
+def keyset_page(
+    session: Session, statement: Select, model: Any, limit: int, token: str | None
+) -> Page:
     """Run ``statement`` (a select of ``model``) for one page in (created, extId) order."""
     if token:
         created, ext_id = decode_token(token)
         statement = statement.where(tuple_(model.created, model.ext_id) > tuple_(created, ext_id))
     statement = statement.order_by(model.created, model.ext_id).limit(limit + 1)
-    items = list(db.session.scalars(statement))
+    items = list(session.scalars(statement))
     if len(items) <= limit:
         return Page(items, None, limit)
     items = items[:limit]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from functools import cache
 
 from flask import current_app
 from sqlalchemy import Select, bindparam, select
@@ -21,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ..crypto import hash_api_key, new_api_key
 from ..errors import DuplicateValue
 from ..models import Principal
+from ..storage import Prepared
 from .base import Repository
 
 CACHE_SIZE = 1024
@@ -75,7 +75,7 @@ class PrincipalCache:
 
     @classmethod
     def of_app(cls) -> PrincipalCache:
-        app = current_app._get_current_object()
+        app = current_app
         extensions = app.extensions
         principal_cache = extensions.get(cls.EXTENSION)
         if principal_cache is None:
@@ -84,13 +84,14 @@ class PrincipalCache:
         return principal_cache
 
 
-@cache
 def _principal_by_key_hash() -> Select:
-    # Built once: composing a statement costs more than running it from the compiled cache.
     principals = Principal.__table__
     return select(principals.c.name, principals.c.permissions, principals.c.client_ext_ids).where(
         principals.c.key_hash == bindparam("key_hash")
     )
+
+
+_PRINCIPAL_BY_KEY_HASH = Prepared(_principal_by_key_hash)
 
 
 class PrincipalRepository(Repository):
@@ -101,17 +102,14 @@ class PrincipalRepository(Repository):
         principal = principal_cache.get(key_hash)
         if principal is not None:
             return principal
-        row = (
-            self.session.connection()
-            .execute(_principal_by_key_hash(), {"key_hash": key_hash})
-            .one_or_none()
-        )
+        row = _PRINCIPAL_BY_KEY_HASH.one_or_none(self.work, {"key_hash": key_hash})
         if row is None:
             return None
+        name, permissions, client_ext_ids = row
         principal = AuthenticatedPrincipal(
-            name=row.name,
-            permissions=tuple(row.permissions),
-            client_ext_ids=None if row.client_ext_ids is None else frozenset(row.client_ext_ids),
+            name=name,
+            permissions=tuple(permissions),
+            client_ext_ids=None if client_ext_ids is None else frozenset(client_ext_ids),
         )
         principal_cache.put(key_hash, principal)
         return principal
@@ -127,8 +125,8 @@ class PrincipalRepository(Repository):
             permissions=sorted(set(permissions)),
             client_ext_ids=sorted(set(client_ext_ids)) if client_ext_ids is not None else None,
         )
-        self.session.add(principal)
-        self.commit(lambda: DuplicateValue(f"A principal named '{name}' already exists"))
+        with self.changing(lambda: DuplicateValue(f"A principal named '{name}' already exists")):
+            self.session.add(principal)
         return principal, key
 
     def upsert(
@@ -137,9 +135,7 @@ class PrincipalRepository(Repository):
         """Make the principal ``name`` exist with exactly this key, in one statement. The
         principals this process has cached are forgotten (the old key stops working here
         at once)."""
-        insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[
-            self.session.get_bind().dialect.name
-        ]
+        insert = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}[self.work.dialect.name]
         values = {
             "name": name,
             "key_hash": hash_api_key(key),
@@ -151,6 +147,6 @@ class PrincipalRepository(Repository):
             index_elements=[Principal.name],
             set_={column: statement.excluded[column] for column in values if column != "name"},
         )
-        self.session.execute(statement)
-        self.session.commit()
+        with self.changing() as session:
+            session.execute(statement)
         PrincipalCache.of_app().clear()

@@ -15,7 +15,7 @@ class SchemaRepository(Repository):
         """The revisions the database is migrated to; empty when it was never migrated.
 
         Runs on a connection of its own, outside the request's session."""
-        with self.session.get_bind().connect() as connection:
+        with self.work.engine.connect() as connection:
             if not inspect(connection).has_table(ALEMBIC_VERSION.name):
                 return frozenset()
             return frozenset(connection.scalars(select(ALEMBIC_VERSION.c.version_num)))

@@ -110,7 +110,7 @@ class SealedSecretRepository(Repository):
         in one transaction: an interruption rolls the batch back, and the batches before it
         stay committed. A block no configured key opens is left as it is and reported."""
         batch = ResealBatch()
-        try:
+        with self.changing():
             rows = self.blocks_to_reseal(box.key_id, after_id, limit)
             for row in rows:
                 place = associated_data(row.client_ext_id, row.credential_ext_id, row.auth_mode)
@@ -126,10 +126,6 @@ class SealedSecretRepository(Repository):
                     batch.resealed += 1
                 else:
                     batch.skipped += 1
-            self.session.commit()
-        except BaseException:
-            self.session.rollback()
-            raise
         if rows:
             batch.last_id = rows[-1].id
         return batch

@@ -22,7 +22,7 @@ class UserCredentialsRepository(Repository):
             .where(credential.user_id == user.id)
             .options(joinedload(credential.policy))
         )
-        page = keyset_page(statement, credential, limit, token)
+        page = keyset_page(self.session, statement, credential, limit, token)
         for item in page.items:
             set_committed_value(item, "user", user)
             set_committed_value(item, "client", user.client)

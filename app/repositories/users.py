@@ -1,3 +1,5 @@
+"""Users of a client."""
+
 from __future__ import annotations
 
 from sqlalchemy import ColumnElement, Select, bindparam, select
@@ -5,16 +7,17 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import DuplicateValue, NoRecord
 from ..models import Client, Policy, User
+from ..storage import column_keys, detached_from_row
 from .base import Repository, new_ext_id
 from .clients import CLIENT_COLUMNS, ClientRepository, client_from_rows
-from .policies import TERMS_COLUMNS, WithDefaultTerms, detached_from_row
+from .policies import TERMS_COLUMNS, with_default_policies
 
-USER_COLUMNS = tuple(column.key for column in User.__table__.c)
+USER_COLUMNS = column_keys(User.__table__)
 
 
 def _user_with_client_statement(default_policies: ColumnElement[bool]) -> Select:
-    """The user and its client, and the terms of the client's default policies
-    (``WithDefaultTerms``): creating a credential for the user needs them next."""
+    """The user and its client, and the terms of the client's default policies: creating
+    a credential for the user needs them next."""
     users, clients, policies = User.__table__, Client.__table__, Policy.__table__
     return (
         select(*users.c, *clients.c, *(policies.c[name] for name in TERMS_COLUMNS))
@@ -27,8 +30,8 @@ def _user_with_client_statement(default_policies: ColumnElement[bool]) -> Select
     )
 
 
-# Every request about a user reads it through this (app/repositories/statements.py).
-_USER_WITH_CLIENT = WithDefaultTerms(_user_with_client_statement)
+# Every request about a user reads it through this.
+_USER_WITH_CLIENT = with_default_policies(_user_with_client_statement)
 
 
 class UserRepository(Repository):
@@ -43,30 +46,24 @@ class UserRepository(Repository):
         """A user of ``client``; ``name`` holds ``first_name`` and ``family_name``."""
         name = name or {}
         user = User(
-            client=client,
+            client_id=client.id,
             ext_id=ext_id or new_ext_id(),
             login_id=login_id,
             first_name=name.get("first_name"),
             family_name=name.get("family_name"),
             email=email,
         )
-        self.session.add(user)
-        self.commit(lambda: self._explain_conflict(client, user))
+        with self.changing(lambda: self._explain_conflict(client, user)) as session:
+            session.add(user)
+        set_committed_value(user, "client", client)
         return user
 
-    def get(
-        self, client_ext_id: str, user_ext_id: str, *, default_policy_type: str | None = None
-    ) -> User:
-        """The user with its client, in one query; NoRecord names what is missing.
-
-        The same query reads the terms of the client's default policies (or of its default
-        policy of ``default_policy_type`` alone) and hands them to
-        ``PolicyRepository.remember_default_terms``: a credential created for this user in
-        this request then needs no query of its own for its policy."""
+    def get(self, client_ext_id: str, user_ext_id: str) -> User:
+        """The user with its client (and the client's ``default_policies``), detached from
+        the session, in one query; NoRecord names what is missing."""
         rows = _USER_WITH_CLIENT.all(
-            self.statements,
+            self.work,
             {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
-            policy_type=default_policy_type,
             repeated=len(USER_COLUMNS) + len(CLIENT_COLUMNS),
         )
         if not rows:

@@ -23,9 +23,11 @@ from sqlalchemy.orm import contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..crypto import secret_box
+from ..domain import credentials as rules
 from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExists
-from ..models import VASCO, VASCO_POLICY, Client, Credential, User, VascoCredential, VascoTokenBlock
+from ..models import VASCO, VASCO_POLICY, Client, Credential, VascoCredential, VascoTokenBlock
 from ..models.types import utcnow
+from ..storage import Prepared, insert_row
 from .clients import ClientRepository
 from .credentials import (
     CredentialRepository,
@@ -36,10 +38,7 @@ from .credentials import (
 )
 from .pagination import Page, keyset_page
 from .policies import PolicyRepository
-from .statements import Prepared, insert_row
-from .transactions import Statements
-
-UNASSIGNED = "unassigned"
+from .users import UserRepository
 
 
 @dataclass(frozen=True)
@@ -133,9 +132,7 @@ class VascoRepository(CredentialRepository):
         client and policy attached and its blocks revealed on ``vasco_tokens``.
         """
         client_id, client_ext_id = client.id, client.ext_id
-        policy = PolicyRepository().terms_for_new_credential(
-            client_id, client_ext_id, policy_ext_id, VASCO_POLICY
-        )
+        policy = PolicyRepository().terms_for_new_credential(client, policy_ext_id, VASCO_POLICY)
         tokens = [VascoToken(token["auth_mode"], token["data"]) for token in vasco_tokens]
         now = utcnow()
         credential_row = new_credential_row(
@@ -148,24 +145,25 @@ class VascoRepository(CredentialRepository):
             now=now,
         )
         block_rows = _sealed_block_rows(client_ext_id, credential_row["ext_id"], tokens)
+        work = self.work
+        postgresql = work.dialect.name == "postgresql"
 
-        def write(statements: Statements) -> int:
-            if statements.dialect.name == "postgresql":
-                # One statement, atomic by itself: the view runs it in autocommit
-                # (``single_write``, app/api/path.py).
+        def write() -> int:
+            if postgresql:
                 arrays = {name: [row[name] for row in block_rows] for name in _BLOCK_ARRAYS}
                 statement = _insert_credential_and_blocks(tuple(credential_row))
-                [(credential_id,), *_] = statement.all(statements, {**credential_row, **arrays})
+                [(credential_id,), *_] = statement.all(work, {**credential_row, **arrays})
                 return credential_id
-            credential_id = insert_credential_row(statements, credential_row)
+            credential_id = insert_credential_row(work, credential_row)
             insert_row(VascoTokenBlock.__table__, ("credential_id", *block_rows[0])).execute_many(
-                statements, [{"credential_id": credential_id, **block} for block in block_rows]
+                work, [{"credential_id": credential_id, **block} for block in block_rows]
             )
             return credential_id
 
-        credential_id = self.write_new(
+        credential_id = self.write(
             write,
             lambda: self._explain_conflict(client_id, client_ext_id, credential_row["ext_id"]),
+            single_statement=postgresql,
         )
         credential = committed_credential(
             VascoCredential,
@@ -177,10 +175,81 @@ class VascoRepository(CredentialRepository):
         credential.vasco_tokens = tokens
         return credential
 
-    def get(self, client_ext_id: str, ext_id: str, *, reveal: bool = True) -> VascoCredential:
-        """The client's VASCO credential, revealed unless ``reveal`` is false (deleting needs
-        no plaintext, and must work even for a block that no longer opens); NoRecord names
-        what is missing."""
+    def get(self, client_ext_id: str, ext_id: str) -> VascoCredential:
+        """The client's VASCO credential, revealed; NoRecord names what is missing."""
+        return self.reveal(self._find(client_ext_id, ext_id))
+
+    def page(self, client: Client, limit: int, token: str | None) -> Page:
+        """One page of the client's VASCO credentials, revealed, in (created, extId) order."""
+        statement = self._select().where(Credential.client_id == client.id)
+        page = keyset_page(self.session, statement, VascoCredential, limit, token)
+        for credential in page.items:
+            set_committed_value(credential, "client", client)
+            self.reveal(credential)
+        return page
+
+    def update(self, credential: VascoCredential, changes: dict[str, Any]) -> VascoCredential:
+        """Apply a parsed PATCH body to ``credential`` (as ``get`` read it);
+        ``vasco_tokens``, when given, replaces every block. A credential changed since it
+        was read is 409: ``version`` is the caller's, and the UPDATE checks it too."""
+        changes = dict(changes)
+        expected_version = changes.pop("version")
+        with self.saving(credential.ext_id):
+            self.check_version(credential, expected_version)
+            self.apply_common_changes(credential, changes)
+            if "vasco_tokens" in changes:
+                tokens = [
+                    VascoToken(token["auth_mode"], token["data"])
+                    for token in changes["vasco_tokens"]
+                ]
+                credential.token_blocks = self._seal(
+                    credential.client.ext_id, credential.ext_id, tokens, credential.token_blocks
+                )
+                credential.vasco_tokens = tokens
+            self.touch(credential)
+        return credential
+
+    def assign(self, client_ext_id: str, user_ext_id: str, ext_id: str) -> VascoCredential:
+        """Give the credential to the user; its state stays as it is. NoRecord names what
+        is missing: the client, the user, or the credential.
+
+        Assigning it to its own user again changes nothing. A credential held by another user
+        must be unassigned first: a hardware token never moves between people silently.
+        """
+        user = UserRepository().get(client_ext_id, user_ext_id)
+        credential = self.get(client_ext_id, ext_id)
+        if credential.user_id == user.id:
+            return credential
+        if credential.user is not None:
+            raise InvalidData(
+                f"VASCO credential '{credential.ext_id}' is assigned to user "
+                f"'{credential.user.ext_id}'; unassign it first"
+            )
+        with self.saving(ext_id):
+            # The user was read without joining the session: the credential takes its id,
+            # and shows it without attaching it.
+            credential.user_id = user.id
+            set_committed_value(credential, "user", user)
+            self.touch(credential)
+        return credential
+
+    def unassign(self, client_ext_id: str, ext_id: str) -> VascoCredential:
+        """Take the credential from its user and return it to ``initial``."""
+        credential = self.get(client_ext_id, ext_id)
+        with self.saving(ext_id):
+            if rules.unassign(credential):
+                credential.user = None
+                self.touch(credential)
+        return credential
+
+    def delete(self, client_ext_id: str, ext_id: str) -> None:
+        """Delete the credential and its blocks (unopened: a block that no longer opens can
+        still be deleted)."""
+        credential = self._find(client_ext_id, ext_id)
+        with self.saving(ext_id) as session:
+            session.delete(credential)
+
+    def _find(self, client_ext_id: str, ext_id: str) -> VascoCredential:
         credential = self.session.scalars(
             self._select()
             .join(Credential.client)
@@ -190,69 +259,7 @@ class VascoRepository(CredentialRepository):
         if credential is None:
             ClientRepository().get(client_ext_id)
             raise NoRecord(f"No VASCO credential '{ext_id}' in client '{client_ext_id}'")
-        return self.reveal(credential) if reveal else credential
-
-    def page(self, client: Client, limit: int, token: str | None) -> Page:
-        """One page of the client's VASCO credentials, revealed, in (created, extId) order."""
-        statement = self._select().where(Credential.client_id == client.id)
-        page = keyset_page(statement, VascoCredential, limit, token)
-        for credential in page.items:
-            set_committed_value(credential, "client", client)
-            self.reveal(credential)
-        return page
-
-    def update(self, credential: VascoCredential, changes: dict[str, Any]) -> VascoCredential:
-        """Apply a parsed PATCH body; ``vasco_tokens``, when given, replaces every block."""
-        changes = dict(changes)
-        expected_version = changes.pop("version")
-        self.apply_common_changes(credential, changes)
-        if "vasco_tokens" in changes:
-            tokens = [
-                VascoToken(token["auth_mode"], token["data"]) for token in changes["vasco_tokens"]
-            ]
-            credential.token_blocks = self._seal(
-                credential.client.ext_id, credential.ext_id, tokens, credential.token_blocks
-            )
-            credential.vasco_tokens = tokens
-        self.save_changes(credential, expected_version)
         return credential
-
-    def assign(self, credential: VascoCredential, user: User) -> VascoCredential:
-        """Give the credential to ``user``; its state stays as it is.
-
-        Assigning it to its own user again changes nothing. A credential held by another user
-        must be unassigned first: a hardware token never moves between people silently.
-        """
-        if credential.user_id == user.id:
-            return credential
-        if credential.user is not None:
-            raise InvalidData(
-                f"VASCO credential '{credential.ext_id}' is assigned to user "
-                f"'{credential.user.ext_id}'; unassign it first"
-            )
-        # The user was read for this request without joining the session (app/api/path.py):
-        # the credential takes its id, and shows it without attaching it.
-        credential.user_id = user.id
-        set_committed_value(credential, "user", user)
-        self.save_changes(credential, credential.version)
-        return credential
-
-    def unassign(self, credential: VascoCredential) -> VascoCredential:
-        """Take the credential from its user and return it to ``initial``."""
-        if credential.user_id is None and credential.state_name == "initial":
-            return credential
-        credential.user = None
-        if credential.state_name != "initial":
-            credential.state_name = "initial"
-            credential.state_change_reason = UNASSIGNED
-            credential.state_change_detail = None
-        self.save_changes(credential, credential.version)
-        return credential
-
-    def delete(self, credential: VascoCredential) -> None:
-        """Delete the credential and its blocks."""
-        self.session.delete(credential)
-        self.commit_guarded(credential)
 
     def reveal(self, credential: VascoCredential) -> VascoCredential:
         """Decrypt the credential's blocks into ``vasco_tokens``."""

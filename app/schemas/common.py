@@ -50,9 +50,6 @@ class OutputSchema(Schema):
         return dumper(obj)
 
 
-# The last date ``UtcDateTime`` wrote and its text: a new credential's dates are mostly one
-# moment, the same object (a datetime never changes, so the same object has the same text).
-_LAST_SERIALIZED: list[tuple[datetime | None, str | None]] = [(None, None)]
 _API_DATETIME = "%04d-%02d-%02dT%02d:%02d:%02dZ"
 
 
@@ -69,21 +66,10 @@ class UtcDateTime(fields.Field):
     def _serialize(self, value: datetime | None, attr: Any, obj: Any, **kwargs: Any) -> str | None:
         if value is None:
             return None
-        seen, text = _LAST_SERIALIZED[0]
-        if value is not seen:
-            # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
-            # Nor isoformat: twice the cost, for the same text.
-            utc = value.astimezone(UTC)
-            text = _API_DATETIME % (
-                utc.year,
-                utc.month,
-                utc.day,
-                utc.hour,
-                utc.minute,
-                utc.second,
-            )
-            _LAST_SERIALIZED[0] = (value, text)
-        return text
+        # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
+        # Nor isoformat: twice the cost, for the same text.
+        utc = value.astimezone(UTC)
+        return _API_DATETIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):

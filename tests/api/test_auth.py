@@ -17,7 +17,7 @@ from app.auth import (
 )
 from app.extensions import db
 from app.models import Principal
-from tests.conftest import CORE, bearer, make_app
+from tests.support import CORE, bearer, make_app
 
 # (method, url, body, permissions needed) for each endpoint of this slice, on client acme.
 ENDPOINTS = [

@@ -9,8 +9,7 @@ from sqlalchemy import event
 
 from app.auth import PERMISSIONS
 from app.extensions import db
-from tests.conftest import CORE, bearer, make_app
-from tests.support import count_rows
+from tests.support import CORE, bearer, count_rows, make_app
 
 TICKET_URL = f"{CORE}/acme/users/alice/ticket"
 

@@ -15,10 +15,7 @@ from sqlalchemy import select, text
 from app.crypto import ticket_matches
 from app.extensions import db
 from app.models import TicketCredential
-from tests.conftest import CORE
-from tests.support import NEW_CREDENTIAL_FIELDS, count_statements, parse_date
-
-TICKET_URL = f"{CORE}/acme/users/alice/ticket"
+from tests.support import CORE, NEW_CREDENTIAL_FIELDS, TICKET_URL, count_statements, parse_date
 
 SEED_FIELDS = {
     **NEW_CREDENTIAL_FIELDS,

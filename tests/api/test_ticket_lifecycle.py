@@ -16,9 +16,7 @@ from app.auth import (
 )
 from app.crypto import ticket_matches
 from app.extensions import db
-from tests.api.test_ticket_create import TICKET_URL
-from tests.conftest import CORE, bearer
-from tests.support import parse_date
+from tests.support import CORE, MISSING_PARTS, TICKET_URL, bearer, parse_date
 
 NOW = datetime(2026, 11, 22, 10, 15, 30, tzinfo=UTC)
 
@@ -168,19 +166,6 @@ def test_permission_is_checked_before_existence(
 
 # (client extId, user extId, the 404's message) for each part of a ticket's path that may be
 # missing, with the client 'acme' and its user 'alice' in place.
-MISSING_PARTS = pytest.mark.parametrize(
-    ("client_ext_id", "user_ext_id", "message"),
-    [
-        pytest.param("nobody", "alice", "No client 'nobody'", id="no-client"),
-        pytest.param("acme", "nobody", "No user 'nobody' in client 'acme'", id="no-user"),
-        pytest.param(
-            "acme",
-            "alice",
-            "User 'alice' in client 'acme' has no ticket credential",
-            id="no-ticket",
-        ),
-    ],
-)
 
 
 @pytest.mark.parametrize(("method", "path", "body_for", "needed"), ENDPOINTS)

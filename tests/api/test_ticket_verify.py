@@ -11,9 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.api.test_ticket_create import TICKET_URL
-from tests.conftest import CORE
-from tests.support import parse_date
+from tests.support import CORE, TICKET_URL, parse_date
 
 NOW = datetime(2026, 11, 22, 10, 15, 30, tzinfo=UTC)
 VERIFY_URL = f"{TICKET_URL}/verify"

@@ -5,9 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.auth import CREDENTIAL_VIEW, PERMISSIONS
-from tests.api.test_vasco_create import create_vasco, tokens
-from tests.conftest import CORE, bearer
-from tests.support import count_statements
+from tests.support import CORE, bearer, count_statements, create_vasco, tokens
 
 LIST_URL = f"{CORE}/acme/users/alice/credentials"
 

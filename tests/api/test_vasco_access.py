@@ -15,9 +15,7 @@ from app.auth import (
     CREDENTIAL_VIEW,
     PERMISSIONS,
 )
-from tests.api.test_vasco_create import create_vasco, tokens
-from tests.conftest import CORE, bearer
-from tests.support import count_rows
+from tests.support import CORE, bearer, count_rows, create_vasco, tokens
 
 
 @dataclass(frozen=True)

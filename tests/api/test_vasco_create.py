@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import threading
 import uuid
 from collections import Counter
@@ -11,33 +10,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask.testing import FlaskClient
-from sqlalchemy import text
 
 from app.crypto import SecretBox
-from app.extensions import db
-from app.repositories import statements as app_statements
-from tests.conftest import CORE
-from tests.support import NEW_CREDENTIAL_FIELDS, count_rows, parse_date
+from tests.support import (
+    CORE,
+    NEW_CREDENTIAL_FIELDS,
+    block,
+    count_rows,
+    create_vasco,
+    fail_writing_the_blocks,
+    parse_date,
+    tokens,
+)
 
 VASCO_URL = f"{CORE}/acme/vasco"
 
 CONTRACT_FIELDS = {**NEW_CREDENTIAL_FIELDS, "userExtId": type(None), "vascoTokens": list}
-
-
-def block(size: int = 248) -> str:
-    """A Digipass-like data block: ``size`` random bytes, Base64-encoded."""
-    return base64.b64encode(os.urandom(size)).decode()
-
-
-def tokens(*auth_modes: str, size: int = 248) -> list[dict[str, str]]:
-    return [{"authMode": auth_mode, "data": block(size)} for auth_mode in auth_modes]
-
-
-def create_vasco(client: FlaskClient, headers: dict[str, str], client_ext_id: str = "acme", **body):
-    """POST a VASCO credential; ``vascoTokens`` defaults to two fresh blocks (CR and RO)."""
-    body.setdefault("vascoTokens", tokens("CR", "RO"))
-    return client.post(f"{CORE}/{client_ext_id}/vasco", json=body, headers=headers)
 
 
 def test_create_returns_an_unassigned_vasco_credential_with_every_contract_field(
@@ -395,51 +383,6 @@ def fail_sealing_the_second_block(monkeypatch, app) -> Callable[[], None]:
         return seal(self, plaintext, associated_data)
 
     monkeypatch.setattr(SecretBox, "seal", failing_seal)
-    return monkeypatch.undo
-
-
-def fail_writing_the_blocks(monkeypatch, app) -> Callable[[], None]:
-    with app.app_context():
-        engine = db.engine
-    if engine.dialect.name == "postgresql":
-        # The credential's row and its blocks are one statement: the database itself fails
-        # it at the first block, after the credential's row (a trigger).
-        with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "CREATE FUNCTION fail_block() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN RAISE EXCEPTION 'database failure in the middle of a create'; "
-                    "END $$"
-                )
-            )
-            connection.execute(
-                text(
-                    "CREATE TRIGGER fail_block BEFORE INSERT ON vasco_token_blocks "
-                    "FOR EACH ROW EXECUTE FUNCTION fail_block()"
-                )
-            )
-
-        def undo() -> None:
-            with engine.begin() as connection:
-                connection.execute(text("DROP TRIGGER fail_block ON vasco_token_blocks"))
-                connection.execute(text("DROP FUNCTION fail_block()"))
-
-        return undo
-
-    # Every statement of a create goes to the driver through statements._run.
-    statements: list[str] = []
-    run = app_statements._run
-
-    def fail_blocks(on, compiled, parameters, fetch, **options):
-        sql = compiled.sql
-        statements.append(sql)
-        if sql.startswith("INSERT INTO vasco_token_blocks"):
-            # The credential row is written by now: this failure is really half-way.
-            assert any(earlier.startswith("INSERT INTO credentials") for earlier in statements)
-            raise RuntimeError("database failure in the middle of a create")
-        return run(on, compiled, parameters, fetch, **options)
-
-    monkeypatch.setattr(app_statements, "_run", fail_blocks)
     return monkeypatch.undo
 
 

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.test_vasco_create import create_vasco, tokens
-from tests.conftest import CORE
-from tests.support import count_rows, count_statements
+from tests.support import CORE, count_rows, count_statements, create_vasco, tokens
 
 VASCO_URL = f"{CORE}/acme/vasco"
 TOKEN_URL = f"{VASCO_URL}/token-1"

@@ -13,11 +13,9 @@ from sqlalchemy import text
 
 from app.crypto import KeyConfigurationError
 from app.extensions import db
-from app.repositories.transactions import RequestConnection
 from app.repositories.vasco import associated_data
-from tests.api.test_vasco_create import create_vasco, fail_writing_the_blocks
-from tests.conftest import CORE, make_app
-from tests.support import count_rows
+from app.storage.sqlite.connection import QueuedWriterConnection
+from tests.support import CORE, count_rows, create_vasco, fail_writing_the_blocks, make_app
 
 VASCO_URL = f"{CORE}/acme/vasco"
 MARKER = b"DIGIPASS-SECRET-MARKER"
@@ -188,8 +186,8 @@ def test_a_failed_create_logs_no_block(client, admin, acme, app, caplog, monkeyp
         def failing_commit(connection) -> None:
             raise RuntimeError("commit failed")
 
-        # The create's transaction is on a connection of the request's own.
-        monkeypatch.setattr(RequestConnection, "commit", failing_commit)
+        # The create's INSERTs are written, and their transaction fails to commit.
+        monkeypatch.setattr(QueuedWriterConnection, "commit", failing_commit)
         undo = monkeypatch.undo
     try:
         response = create_vasco(client, admin, vascoTokens=sent)

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from tests.conftest import CORE
+from tests.support import CORE
 
 TICKET = f"{CORE}/acme/users/alice/ticket"
 

@@ -7,9 +7,8 @@ costs several times what the database needs for it (an execution context, result
 events): about 60 us against 15 us for an indexed read on SQLite. ``Prepared`` keeps what
 SQLAlchemy compiled for the dialect (the SQL, the order of its parameters, the type
 conversions of each parameter and result column) and runs it on a DB-API cursor of the
-request's connection (the session's, or the request's own: app/repositories/transactions.py),
-in the transaction where the statement belongs. Errors are SQLAlchemy's as
-usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
+work's connection (work.py), in the transaction where the statement belongs. Errors are
+SQLAlchemy's as usual (``IntegrityError`` for a violated constraint, ``OperationalError`` for an
 unreachable database), and when the database has dropped the connection, it and the rest of
 the pool are discarded, as ``Connection.execute`` would do.
 
@@ -28,10 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 if TYPE_CHECKING:
-    from .transactions import RequestConnection, SessionStatements
-
-    # Where a statement runs (app/repositories/transactions.py).
-    Statements = SessionStatements | RequestConnection
+    from .work import Work
 
 Processor = Callable[[Any], Any] | None
 
@@ -44,9 +40,6 @@ class _Compiled:
     binds: tuple[tuple[str, Processor], ...]
     # The conversion of each result column, None where the driver's value is final.
     results: tuple[Processor, ...]
-    # Whether the statement changes rows (or locks them): it belongs in the write
-    # transaction of a connection whose reads run apart (transactions.py).
-    writes: bool
 
     def __post_init__(self) -> None:
         # Only the columns that have a conversion are visited for each row.
@@ -99,13 +92,13 @@ class Prepared:
             compiled = self._compiled[key] = _compile(self.statement, dialect)
         return compiled
 
-    def one_or_none(self, on: Statements, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    def one_or_none(self, on: Work, values: Mapping[str, Any]) -> tuple[Any, ...] | None:
         compiled = self.compiled(on.dialect)
         row = _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.fetchone())
         return None if row is None else compiled.row(row)
 
     def all(
-        self, on: Statements, values: Mapping[str, Any], *, repeated: int = 0
+        self, on: Work, values: Mapping[str, Any], *, repeated: int = 0
     ) -> list[tuple[Any, ...]]:
         """Every row. The first ``repeated`` columns are the same in every row (the one side
         of a join): they are converted in the first row only, and are left as the driver
@@ -114,13 +107,13 @@ class Prepared:
         rows = _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.fetchall())
         return [compiled.row(row, repeated if index else 0) for index, row in enumerate(rows)]
 
-    def execute(self, on: Statements, values: Mapping[str, Any]) -> int | None:
+    def execute(self, on: Work, values: Mapping[str, Any]) -> int | None:
         """Run a statement that returns no rows; the id of the row an INSERT made (SQLite's
         ``lastrowid``: on PostgreSQL, ask for it with ``RETURNING``)."""
         compiled = self.compiled(on.dialect)
         return _run(on, compiled, compiled.parameters(values), lambda cursor: cursor.lastrowid)
 
-    def execute_many(self, on: Statements, rows: Iterable[Mapping[str, Any]]) -> None:
+    def execute_many(self, on: Work, rows: Iterable[Mapping[str, Any]]) -> None:
         compiled = self.compiled(on.dialect)
         batch = [compiled.parameters(values) for values in rows]
         _run(on, compiled, batch, lambda cursor: None, many=True)
@@ -137,17 +130,11 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
-    writes = bool(
-        compiled.isinsert
-        or compiled.isupdate
-        or compiled.isdelete
-        or getattr(statement, "_for_update_arg", None) is not None
-    )
-    return _Compiled(compiled.string, bool(compiled.positional), binds, results, writes)
+    return _Compiled(compiled.string, bool(compiled.positional), binds, results)
 
 
 def _run(
-    on: Statements,
+    on: Work,
     compiled: _Compiled,
     parameters: Any,
     fetch: Callable[[Any], Any],
@@ -158,7 +145,7 @@ def _run(
     ``executemany``) on a cursor of its own, in the transaction where it belongs; then
     ``fetch(cursor)``. The driver's errors become SQLAlchemy's, as in ``on_driver``: every
     plain statement goes to the driver here."""
-    driver_connection = on.driver_connection(compiled.writes)
+    driver_connection = on.driver_connection()
     try:
         cursor = driver_connection.cursor()
         try:
@@ -173,7 +160,7 @@ def _run(
         raise _driver_error(on, driver_connection, compiled.sql, error) from error
 
 
-def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[Any], Any]):
+def on_driver(on: Work, driver_connection: Any, sql: str, work: Callable[[Any], Any]):
     """``work(driver_connection)``, with the driver's errors as SQLAlchemy's: IntegrityError
     for a violated constraint, OperationalError for an unreachable database. When the
     database has dropped the connection, it and the rest of the pool are discarded."""
@@ -183,7 +170,7 @@ def on_driver(on: Statements, driver_connection: Any, sql: str, work: Callable[[
         raise _driver_error(on, driver_connection, sql, error) from error
 
 
-def _driver_error(on: Statements, driver_connection: Any, sql: str, error: Exception) -> DBAPIError:
+def _driver_error(on: Work, driver_connection: Any, sql: str, error: Exception) -> DBAPIError:
     """SQLAlchemy's error for the driver's ``error`` (``on_driver``)."""
     dialect = on.dialect
     disconnected = dialect.is_disconnect(error, driver_connection, None)
