@@ -24,6 +24,11 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # On SIGTERM, finish the requests in flight for up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
 keepalive = 5
+# Recycling: a worker exits after this many requests (plus a random 0 to jitter, so that
+# the workers do not all restart at once) and a fresh one takes its place. What a worker's
+# heap grew to for one large response, or any slow leak, goes with it. 0 turns it off.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10_000))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", max_requests // 10))
 # Bound the request line and headers; bodies are bounded by MAX_BODY_BYTES in the app.
 limit_request_line = 8190
 limit_request_fields = 100
@@ -48,7 +53,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 def on_starting(server):
     directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     os.makedirs(directory, exist_ok=True)
-    for stale in glob.glob(os.path.join(directory, "*.db")):
+    for stale in glob.glob(os.path.join(directory, "*.db*")):
         os.remove(stale)
 
 
@@ -56,6 +61,42 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    # gunicorn does not guard this hook: an error here would stop the master.
+    try:
+        _fold_into_archive(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+    except Exception:
+        server.log.exception("Could not fold the metrics of worker %s", worker.pid)
+
+
+def _fold_into_archive(directory, pid):
+    """A worker that exits (recycled after max_requests) leaves its counters and histograms
+    in files of its own, whose counts must stay in the totals. Kept as they are, one more
+    set per recycled worker, every scrape would read more files the longer the instance
+    runs. The master adds them into one file per type (``<type>_archive.db``) and removes
+    them. The archive is replaced whole (a copy written beside it, then renamed), so a
+    scrape reads either the old or the new one; one at the very instant between the rename
+    and the removal would count the dead worker twice."""
+    from prometheus_client.mmap_dict import MmapedDict
+
+    for kind in ("counter", "histogram"):
+        dead = os.path.join(directory, f"{kind}_{pid}.db")
+        if not os.path.exists(dead):
+            continue
+        archive = os.path.join(directory, f"{kind}_archive.db")
+        staged = f"{archive}.next"  # not *.db: no scrape reads it
+        if os.path.exists(archive):
+            shutil.copyfile(archive, staged)
+        elif os.path.exists(staged):
+            os.remove(staged)
+        totals = MmapedDict(staged)
+        try:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(dead):
+                total, _ = totals.read_value(key)
+                totals.write_value(key, total + value, timestamp)
+        finally:
+            totals.close()
+        os.replace(staged, archive)
+        os.remove(dead)
 
 
 # Python's cycle collector walks every tracked object of the generations it collects. Once
