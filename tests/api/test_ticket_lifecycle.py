@@ -40,7 +40,7 @@ ENDPOINTS = [
         "POST",
         "/verify",
         lambda ticket: {"ticket": ticket["plainTicket"]},
-        [CREDENTIAL_VIEW],
+        [CREDENTIAL_MODIFY, CREDENTIAL_VIEW],
         id="verify",
     ),
 ]
