@@ -14,7 +14,7 @@ from . import (
     observability,
 )
 from .api.contract import api
-from .auth import BootstrapPrincipal
+from .auth import BootstrapPrincipal, check_bootstrap_key
 from .config import Config
 from .crypto import (
     KeyConfigurationError,
@@ -42,13 +42,12 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     configure_logging(app)
     configure_database(app)
     configure_secrets(app)
+    configure_bootstrap(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_observability(app)
     register_commands(app)
-    if app.config["BOOTSTRAP_API_KEY"]:
-        BootstrapPrincipal(app)
     return app
 
 
@@ -79,6 +78,15 @@ def configure_secrets(app: Flask) -> None:
         key = load_or_create_key_file(Path(app.instance_path) / "credential-encryption.key")
     old_keys = decode_old_keys(app.config["CREDENTIAL_ENCRYPTION_OLD_KEYS"])
     app.extensions["nevisidm.secret_box"] = SecretBox(key, old_keys)
+
+
+def configure_bootstrap(app: Flask) -> None:
+    """The ``bootstrap`` principal, while ``BOOTSTRAP_API_KEY`` is set (app/auth.py). A key
+    too short for production stops start-up with a clear error."""
+    key = app.config["BOOTSTRAP_API_KEY"]
+    check_bootstrap_key(key, app.config["APP_ENV"])
+    if key:
+        BootstrapPrincipal(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -43,6 +43,9 @@ PERMISSIONS = (
 )
 
 BOOTSTRAP_PRINCIPAL = "bootstrap"
+# With APP_ENV=production a shorter BOOTSTRAP_API_KEY stops start-up: the key opens every
+# permission on every client.
+BOOTSTRAP_KEY_MIN_LENGTH = 32
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -65,7 +68,9 @@ def authenticated_principal() -> AuthenticatedPrincipal:
     if bootstrap is not None:
         bootstrap.ensure()
     principal = PrincipalRepository().by_key(key)
-    if principal is None:
+    # Without BOOTSTRAP_API_KEY, the bootstrap principal's last key is refused, whatever the
+    # database still holds (BootstrapPrincipal).
+    if principal is None or (bootstrap is None and principal.name == BOOTSTRAP_PRINCIPAL):
         raise AuthenticationRequired("The api key is not valid")
     g.principal = principal
     return principal
@@ -116,14 +121,34 @@ def _document(view: Callable[..., Any], needed: tuple[str, ...]) -> None:
     view._apidoc = apidoc  # type: ignore[attr-defined]
 
 
+class BootstrapKeyError(RuntimeError):
+    """``BOOTSTRAP_API_KEY`` is not fit for production: the service refuses to start."""
+
+
+def check_bootstrap_key(key: str | None, app_env: str) -> None:
+    """Refuse a production start-up whose bootstrap key is shorter than 32 characters."""
+    if key and app_env == "production" and len(key) < BOOTSTRAP_KEY_MIN_LENGTH:
+        raise BootstrapKeyError(
+            f"BOOTSTRAP_API_KEY must be at least {BOOTSTRAP_KEY_MIN_LENGTH} characters when "
+            f"APP_ENV=production (it has {len(key)}): it grants every permission on every "
+            "client. Generate one with "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, "
+            "or unset it and create api keys with `flask --app wsgi api-key create`."
+        )
+
+
 class BootstrapPrincipal:
     """Makes the ``bootstrap`` principal hold ``BOOTSTRAP_API_KEY`` with every permission.
 
-    It runs when each worker authenticates its first request (not at start-up, so that
-    ``flask db upgrade`` works on an empty database and a database that is down at start-up
-    does not stop the service), and again until it has succeeded once. The upsert is a
-    single ``INSERT .. ON CONFLICT`` statement, so workers starting together cannot trip
-    over each other.
+    Registered only when the variable is set. It runs when each worker authenticates its
+    first request (not at start-up, so that ``flask db upgrade`` works on an empty database
+    and a database that is down at start-up does not stop the service), and again until it
+    has succeeded once. The upsert is a single ``INSERT .. ON CONFLICT`` statement, so
+    workers starting together cannot trip over each other.
+
+    A service started without the variable refuses the principal named ``bootstrap``
+    (``authenticated_principal``) instead of deleting its row: a check in memory, the same in
+    every worker from its first request, needing no write and no database at start-up.
     """
 
     EXTENSION = "nevisidm.bootstrap_principal"

@@ -1,18 +1,24 @@
-"""Flask commands: ``flask --app wsgi api-key create ...``, ``... credential-key rotate``."""
+"""Flask commands: ``flask --app wsgi api-key create|list|revoke|rotate ...``,
+``... credential-key status|rotate``."""
 
 from __future__ import annotations
 
 import sys
 from collections import Counter
+from datetime import datetime
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
-from .auth import PERMISSIONS
+from .auth import BOOTSTRAP_PRINCIPAL, PERMISSIONS
 from .crypto import CURRENT_KEY_SETTING, OLD_KEYS_SETTING, secret_box
 from .errors import ApiError
 from .repositories.principals import PrincipalRepository
 from .repositories.secrets import SealedSecretRepository, UnreadableSecret
+
+# The length of ``principals.name``.
+NAME_MAX_LENGTH = 100
 
 
 @click.group("api-key")
@@ -20,8 +26,20 @@ def api_key() -> None:
     """Manage the api keys of technical principals."""
 
 
+def _new_principal_name(ctx: click.Context, param: click.Parameter, name: str) -> str:
+    if not 1 <= len(name) <= NAME_MAX_LENGTH or not name.isprintable():
+        raise click.BadParameter(f"1 to {NAME_MAX_LENGTH} printable characters")
+    if name == BOOTSTRAP_PRINCIPAL:
+        raise click.BadParameter(
+            f"'{BOOTSTRAP_PRINCIPAL}' is kept for the principal of BOOTSTRAP_API_KEY"
+        )
+    return name
+
+
 @api_key.command("create")
-@click.option("--name", required=True, help="A unique name for the principal.")
+@click.option(
+    "--name", required=True, callback=_new_principal_name, help="A unique name for the principal."
+)
 @click.option(
     "--permission",
     "permissions",
@@ -57,6 +75,101 @@ def create_api_key(name: str, permissions: tuple[str, ...], clients: tuple[str, 
         err=True,
     )
     click.echo("Its api key (shown once):", err=True)
+    click.echo(key)
+
+
+@api_key.command("list")
+@with_appcontext
+def list_api_keys() -> None:
+    """List the principals: name, created, last used, clients and permissions. Never a key.
+
+    "last used" is written at most about once a minute per key and worker, so it is right
+    to about a minute; "never" since the key was created or rotated.
+    """
+    principals = PrincipalRepository().every_principal()
+    if not principals:
+        click.echo("No api keys: create one with `flask --app wsgi api-key create`.", err=True)
+        return
+    rows = [("name", "created", "last used", "clients", "permissions")]
+    rows += [
+        (
+            principal.name,
+            _date(principal.created),
+            _date(principal.last_used) if principal.last_used else "never",
+            ", ".join(principal.client_ext_ids)
+            if principal.client_ext_ids is not None
+            else "every client",
+            ", ".join(principal.permissions),
+        )
+        for principal in principals
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(4)]
+    for row in rows:
+        leading = "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        click.echo(f"{leading}  {row[4]}")
+    if any(principal.name == BOOTSTRAP_PRINCIPAL for principal in principals):
+        click.echo(
+            f"'{BOOTSTRAP_PRINCIPAL}' is accepted only by a service started with "
+            "BOOTSTRAP_API_KEY.",
+            err=True,
+        )
+
+
+def _date(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _takes_effect() -> str:
+    # The service's workers keep a principal they have read this long (their environment's
+    # value, which is usually this command's too).
+    seconds = current_app.config["PRINCIPAL_CACHE_SECONDS"]
+    return f"within the service's PRINCIPAL_CACHE_SECONDS ({seconds:g} s in this environment)"
+
+
+@api_key.command("revoke")
+@click.option("--name", required=True, help="The principal whose key to revoke.")
+@with_appcontext
+def revoke_api_key(name: str) -> None:
+    """Remove a principal and its api key.
+
+    The running service stops accepting the key within its principal cache's lifetime
+    (PRINCIPAL_CACHE_SECONDS, 10 s by default).
+    """
+    try:
+        PrincipalRepository().revoke(name)
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(f"Revoked the api key of principal '{name}': it stops working {_takes_effect()}.")
+    if name == BOOTSTRAP_PRINCIPAL:
+        click.echo(
+            "A service started with BOOTSTRAP_API_KEY makes the principal again at its next "
+            "start: unset the variable too.",
+            err=True,
+        )
+
+
+@api_key.command("rotate")
+@click.option("--name", required=True, help="The principal whose key to replace.")
+@with_appcontext
+def rotate_api_key(name: str) -> None:
+    """Give a principal a new api key and print it, alone, on the last line.
+
+    The old key stops working as a revoked one does; permissions and clients stay.
+    """
+    if name == BOOTSTRAP_PRINCIPAL:
+        raise click.ClickException(
+            f"The key of '{BOOTSTRAP_PRINCIPAL}' is BOOTSTRAP_API_KEY: set a new value and "
+            "restart the service instead."
+        )
+    try:
+        key = PrincipalRepository().rotate(name)
+    except ApiError as error:
+        raise click.ClickException(error.message) from None
+    click.echo(
+        f"Rotated the api key of principal '{name}': the old key stops working {_takes_effect()}.",
+        err=True,
+    )
+    click.echo("Its new api key (shown once):", err=True)
     click.echo(key)
 
 

@@ -25,9 +25,7 @@ from app.extensions import db
 from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
 from app.schemas.dumping import Dumper
-from tests.support import CORE, bearer, make_app, postgresql_schema
-
-DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+from tests.support import CORE, DATABASES, bearer, make_app, postgresql_schema
 
 
 @pytest.fixture(autouse=True)

@@ -217,6 +217,9 @@ def postgresql_schema(server_url: str, prefix: str) -> Iterator[str]:
 
 CORE = "/nevisidm/api/core/v1"
 
+# Every test runs on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
 
 def make_app(database_url: str, **settings: Any) -> Flask:
     config = type("Settings", (TestConfig,), {"DATABASE_URL": database_url, **settings})

@@ -15,12 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from app.config import normalise_database_url
 from app.extensions import db
 from app.migrations import MIGRATIONS, init_migrations, shipped_revisions
-from tests.conftest import DATABASES
-from tests.support import BIN, make_app, run_with_the_service
+from tests.support import BIN, DATABASES, make_app, run_with_the_service
 
 
 @pytest.fixture(params=DATABASES)
@@ -93,6 +93,54 @@ def test_downgrade_to_base_leaves_only_the_version_table(empty_app):
     assert table_names(empty_app) == set(db.metadata.tables) | {"alembic_version"}
 
 
+def head_revision_of_the_scripts() -> str:
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def principal_columns(app: Flask) -> list[str]:
+    with app.app_context(), db.engine.connect() as connection:
+        return [column["name"] for column in inspect(connection).get_columns("principals")]
+
+
+def test_principals_last_used_is_added_and_removed_keeping_the_principals(empty_app):
+    with empty_app.app_context():
+        flask_migrate.upgrade(revision="0001_initial_schema")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO principals (name, key_hash, permissions, client_ext_ids, created)"
+                    " VALUES ('ops', :hash, '[\"AccessControl.ClientView\"]', NULL, :created)"
+                ),
+                {"hash": "a" * 64, "created": "2026-11-22 10:15:30"},
+            )
+    assert "last_used" not in principal_columns(empty_app)
+
+    with empty_app.app_context():
+        flask_migrate.upgrade(revision="0002_principal_last_used")
+    assert principal_columns(empty_app)[-1] == "last_used"
+    with empty_app.app_context(), db.engine.connect() as connection:
+        # A principal from before the revision: used, but nobody knows when.
+        row = connection.execute(text("SELECT name, key_hash, last_used FROM principals")).one()
+    assert tuple(row) == ("ops", "a" * 64, None)
+
+    with empty_app.app_context():
+        flask_migrate.downgrade(revision="0001_initial_schema")
+    assert "last_used" not in principal_columns(empty_app)
+    with empty_app.app_context(), db.engine.connect() as connection:
+        names = connection.execute(text("SELECT name, key_hash FROM principals")).all()
+        assert [tuple(name) for name in names] == [("ops", "a" * 64)]
+        connection.rollback()
+        # The unique constraints survive SQLite's copy of the table.
+        with pytest.raises(IntegrityError), connection.begin():
+            connection.execute(
+                text(
+                    "INSERT INTO principals (name, key_hash, permissions, created)"
+                    " VALUES ('ops', :hash, '[]', :created)"
+                ),
+                {"hash": "b" * 64, "created": "2026-11-22 10:15:30"},
+            )
+
+
 def test_the_shipped_revisions_are_read_as_alembic_reads_them():
     # Serving workers read them without Alembic (app/migrations.py).
     script = ScriptDirectory(str(MIGRATIONS))
@@ -121,4 +169,4 @@ def test_flask_db_loads_the_migration_commands(tmp_path):
 
     assert {"upgrade", "downgrade", "current", "migrate"} <= set(flask_db("--help").split())
     flask_db("upgrade")
-    assert "0001_initial_schema (head)" in flask_db("current")
+    assert f"{head_revision_of_the_scripts()} (head)" in flask_db("current")

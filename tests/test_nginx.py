@@ -28,8 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CORE
-from tests.support import ROOT, free_port, gunicorn
+from tests.support import CORE, ROOT, free_port, gunicorn
 
 SHIPPED = ROOT / "deploy" / "nginx" / "nevisidm.conf"
 BOOTSTRAP_KEY = f"nginx-{secrets.token_urlsafe(24)}"

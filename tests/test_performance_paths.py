@@ -497,7 +497,7 @@ def test_a_creates_location_is_what_url_for_builds(app, client, admin, acme, ext
     from flask import url_for
     from werkzeug.urls import iri_to_uri
 
-    from tests.api.test_vasco_create import tokens
+    from tests.support import tokens
 
     base_url = f"http://localhost{quote(script_root)}"
     response = client.post(

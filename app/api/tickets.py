@@ -105,7 +105,7 @@ def reset_ticket(fields, ticket):
 
 
 @blp.route(f"{TICKET_PATH}/verify", methods=["POST"])
-@require_permissions(CREDENTIAL_VIEW)
+@require_permissions(CREDENTIAL_MODIFY, CREDENTIAL_VIEW)
 @ticket_in_path
 @blp.arguments(TicketVerifySchema)
 @blp.response(200, TicketCredentialSchema)

@@ -21,6 +21,9 @@ class Principal(db.Model):
     # None: every client. Otherwise the extIds of the clients this principal may touch.
     client_ext_ids: Mapped[list[str] | None] = mapped_column(JSON)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the key last authenticated a request, to about a minute (None: never since
+    # it was created or rotated); see PrincipalRepository.by_key.
+    last_used: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def may_access_client(self, client_ext_id: str) -> bool:
         return self.client_ext_ids is None or client_ext_id in self.client_ext_ids

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .rows import RowLayout, column_keys, detached_from_row
 from .statements import Prepared, insert_row
-from .work import Work, current_work
+from .work import Work, current_work, write_apart
 
 __all__ = [
     "Prepared",
@@ -22,4 +22,5 @@ __all__ = [
     "current_work",
     "detached_from_row",
     "insert_row",
+    "write_apart",
 ]

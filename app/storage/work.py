@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from flask import g
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.sql import Executable
 
 from ..extensions import db
 from .engine import WRITES_OPTION
@@ -168,6 +169,14 @@ class Work:
             pooled.invalidate(error)
         finally:
             pooled.close()
+
+
+def write_apart(engine: Engine, statement: Executable, values: dict[str, Any]) -> None:
+    """One statement in a write transaction of its own, outside any request's or command's
+    work (after a response has been sent): on SQLite in the writers' queue like any write."""
+    connection = engine.connect().execution_options(**{WRITES_OPTION: True})
+    with connection, connection.begin():
+        connection.execute(statement, values)
 
 
 def current_work() -> Work:

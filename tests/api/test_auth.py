@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import select
 
+from app import create_app
 from app.auth import (
+    BOOTSTRAP_PRINCIPAL,
     CLIENT_CREATE,
     CLIENT_VIEW,
     CREDENTIAL_CREATE,
@@ -14,10 +20,12 @@ from app.auth import (
     POLICY_VIEW,
     USER_CREATE,
     USER_VIEW,
+    BootstrapKeyError,
 )
+from app.config import TestConfig
 from app.extensions import db
 from app.models import Principal
-from tests.support import CORE, bearer, make_app
+from tests.support import BIN, CORE, ROOT, TEST_ENCRYPTION_KEY, bearer, make_app
 
 # (method, url, body, permissions needed) for each endpoint of this slice, on client acme.
 ENDPOINTS = [
@@ -28,6 +36,7 @@ ENDPOINTS = [
     ("POST", f"{CORE}/acme/policies", {"name": "P", "policyType": "TicketPolicy"}, [POLICY_CREATE]),
     ("POST", f"{CORE}/acme/users/alice/ticket", {}, [CREDENTIAL_CREATE]),
 ]
+PERMISSIONS_URL = "/nevisidm/api/principal/v1/permissions"
 CLIENT_SCOPED = [endpoint for endpoint in ENDPOINTS if endpoint[1] != f"{CORE}/clients"]
 
 
@@ -170,6 +179,82 @@ def test_bootstrap_is_idempotent_and_follows_a_changed_key(database_url, app):
     with app.app_context():
         names = db.session.scalars(select(Principal.name)).all()
     assert names == ["bootstrap"]
+
+
+def test_started_without_the_bootstrap_key_the_old_one_is_refused(database_url, app, make_key):
+    key = "bootstrap-key-of-yesterday-0123456789"
+    with_key = make_app(database_url, BOOTSTRAP_API_KEY=key).test_client()
+    assert with_key.get(PERMISSIONS_URL, headers=bearer(key)).status_code == 200
+    other = bearer(make_key(CLIENT_VIEW))
+
+    without = make_app(database_url, BOOTSTRAP_API_KEY=None).test_client()
+    response = without.get(PERMISSIONS_URL, headers=bearer(key))
+    assert response.status_code == 401
+    assert response.json["errors"][0]["code"] == "errors.authenticationRequired"
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    created = without.post(
+        f"{CORE}/clients", json={"extId": "late", "name": "Late"}, headers=bearer(key)
+    )
+    assert created.status_code == 401
+    assert without.get(PERMISSIONS_URL, headers=other).status_code == 200
+    # Refused by every worker from its first request, without a write: the row stays until
+    # `api-key revoke --name bootstrap`, and a start with the key accepts it again.
+    with app.app_context():
+        assert BOOTSTRAP_PRINCIPAL in db.session.scalars(select(Principal.name)).all()
+    again = make_app(database_url, BOOTSTRAP_API_KEY=key).test_client()
+    assert again.get(PERMISSIONS_URL, headers=bearer(key)).status_code == 200
+
+
+def production_app(key: str | None):
+    settings = {"APP_ENV": "production", "DATABASE_URL": "sqlite://", "BOOTSTRAP_API_KEY": key}
+    return create_app(type("Production", (TestConfig,), settings))
+
+
+@pytest.mark.parametrize("length", [8, 24, 31])
+def test_production_refuses_to_start_with_a_short_bootstrap_key(length):
+    key = ("zq9X" * 8)[:length]
+    with pytest.raises(BootstrapKeyError) as refused:
+        production_app(key)
+    message = str(refused.value)
+    assert "BOOTSTRAP_API_KEY must be at least 32 characters when APP_ENV=production" in message
+    assert f"(it has {length})" in message
+    assert key not in message
+
+
+def test_production_starts_with_a_long_bootstrap_key_or_none():
+    assert production_app("k" * 32).config["BOOTSTRAP_API_KEY"] == "k" * 32
+    assert production_app(None).config["BOOTSTRAP_API_KEY"] is None
+
+
+def test_development_accepts_a_short_bootstrap_key(database_url):
+    short = make_app(database_url, APP_ENV="development", BOOTSTRAP_API_KEY="short-demo-key")
+    response = short.test_client().get(PERMISSIONS_URL, headers=bearer("short-demo-key"))
+    assert response.status_code == 200
+
+
+def test_gunicorn_does_not_start_in_production_with_a_short_bootstrap_key(tmp_path):
+    environment = {
+        **os.environ,
+        "APP_ENV": "production",
+        "CREDENTIAL_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'production.db'}",
+        "BOOTSTRAP_API_KEY": "local-demo-key-change-me",  # the README's, 24 characters
+    }
+    started = subprocess.run(
+        [BIN / "gunicorn", "-w", "1", "-b", "127.0.0.1:0", "wsgi:app"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert "BOOTSTRAP_API_KEY must be at least 32 characters" in started.stderr
+    assert "local-demo-key-change-me" not in started.stderr
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import wsgi"], cwd=ROOT, env=environment, capture_output=True
+    )
+    assert loaded.returncode != 0
 
 
 def test_unknown_permission_names_are_refused_at_declaration():

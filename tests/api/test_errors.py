@@ -108,7 +108,7 @@ def test_unreachable_database_is_503(unreachable):
 @pytest.mark.parametrize("create", ["ticket", "vasco"])
 def test_a_create_is_503_when_the_database_cannot_be_reached(app, client, admin, acme, create):
     # The api key is cached by now (the fixtures' requests): the first connection the request
-    # asks for is the create's own (app/repositories/transactions.py).
+    # asks for is the create's own (app/storage/work.py).
     with app.app_context():
         engine = db.engine
     engine.dispose()

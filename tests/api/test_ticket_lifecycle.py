@@ -38,7 +38,7 @@ ENDPOINTS = [
         "POST",
         "/verify",
         lambda ticket: {"ticket": ticket["plainTicket"]},
-        [CREDENTIAL_VIEW],
+        [CREDENTIAL_MODIFY, CREDENTIAL_VIEW],
         id="verify",
     ),
 ]

@@ -10,8 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from sqlalchemy import text
 
-from tests.support import CORE, TICKET_URL, parse_date
+from app.auth import CREDENTIAL_MODIFY, CREDENTIAL_VIEW, PERMISSIONS
+from app.extensions import db
+from tests.support import CORE, TICKET_URL, bearer, parse_date
 
 NOW = datetime(2026, 11, 22, 10, 15, 30, tzinfo=UTC)
 VERIFY_URL = f"{TICKET_URL}/verify"
@@ -116,6 +119,47 @@ def test_wrong_value_is_422_and_the_failure_is_committed(client, admin, clock, p
     assert stored["lastSuccessfulLoginDate"] is None
     assert stored["stateName"] == "active"
     assert stored["version"] == 2
+
+
+def stored_ticket_row(app) -> dict:
+    """Alice's ticket as the database holds it: state, counters, dates and version."""
+    with app.app_context():
+        row = db.session.execute(
+            text(
+                "SELECT c.state_name, c.failed_login_count, c.successful_login_count,"
+                " c.last_failed_login_date, c.last_successful_login_date, c.version,"
+                " t.failure_count, t.success_count"
+                " FROM credentials c JOIN ticket_credentials t ON t.id = c.id"
+            )
+        ).one()
+        return row._asdict()
+
+
+@pytest.mark.parametrize(
+    "permissions",
+    [
+        pytest.param((CREDENTIAL_VIEW,), id="view-only"),
+        pytest.param((CREDENTIAL_MODIFY,), id="modify-only"),
+        pytest.param(tuple(p for p in PERMISSIONS if p != CREDENTIAL_MODIFY), id="all-but-modify"),
+    ],
+)
+def test_verify_needs_modify_and_view_so_a_read_only_key_cannot_lock_a_ticket(
+    client, admin, app, plain, make_key, permissions
+):
+    before = stored_ticket_row(app)
+    weak = bearer(make_key(*permissions))
+    for value in [WRONG] * 6 + [plain]:
+        response = verify(client, weak, value)
+        assert response.status_code == 403
+        assert error_of(response)["code"] == "errors.permissionDenied"
+    missing = {CREDENTIAL_MODIFY, CREDENTIAL_VIEW} - set(permissions)
+    assert all(name in error_of(response)["message"] for name in missing)
+    # Nothing counted, nothing locked: the database holds the ticket as it was.
+    assert stored_ticket_row(app) == before
+    assert before["state_name"] == "active" and before["failure_count"] == 0
+    # With both permissions the same key would verify.
+    both = bearer(make_key(CREDENTIAL_MODIFY, CREDENTIAL_VIEW))
+    assert verify(client, both, plain).status_code == 200
 
 
 def test_success_clears_the_failures_since_the_last_success_but_not_the_total(client, admin, plain):

@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATABASES
-from tests.support import BIN, ROOT, TEST_ENCRYPTION_KEY, gunicorn, postgresql_schema
+from tests.support import BIN, DATABASES, ROOT, TEST_ENCRYPTION_KEY, gunicorn, postgresql_schema
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("FUZZ"), reason="schema fuzzing runs with `make fuzz` (FUZZ=1)"
