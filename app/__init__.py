@@ -29,6 +29,7 @@ from .crypto import (
 from .database import configure_engines
 from .errors import register_error_handlers
 from .repositories.transactions import release_own_connection
+from .request_limits import register_request_limits
 
 # libpq settings that bound how long a request can wait on an unreachable database.
 POSTGRESQL_CONNECT_ARGS = {
@@ -82,6 +83,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_observability(app)
+    register_request_limits(app)
     register_commands(app)
     if app.config["BOOTSTRAP_API_KEY"]:
         BootstrapPrincipal(app)
