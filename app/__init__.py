@@ -25,6 +25,7 @@ from .crypto import (
 )
 from .errors import register_error_handlers
 from .extensions import db
+from .request_limits import register_request_limits
 from .storage.engine import configure_database, configure_engine
 from .storage.work import end_work
 
@@ -47,6 +48,7 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
     register_blueprints(app)
     register_errorhandlers(app)
     register_observability(app)
+    register_request_limits(app)
     register_commands(app)
     return app
 

@@ -21,6 +21,10 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
+# A response carries at most this many error entries (contract section 8): the last one
+# says how many more problems there were.
+MAX_ERROR_ENTRIES = 50
+
 
 class ApiError(Exception):
     """An error with a status and a contract error code. ``entries`` may hold several."""
@@ -87,17 +91,20 @@ class InvalidData(ApiError):
 
 
 class ValidationFailed(InvalidData):
-    """Several field problems at once: one envelope entry per problem."""
+    """Several field problems at once: one envelope entry per problem, up to
+    ``MAX_ERROR_ENTRIES`` (``capped_entries``)."""
 
     def __init__(self, problems: Iterable[tuple[str, str]]) -> None:
         self.problems = list(problems)
-        super().__init__("; ".join(f"{field}: {message}" for field, message in self.problems))
+        shown = self.problems[:MAX_ERROR_ENTRIES]
+        super().__init__("; ".join(f"{field}: {message}" for field, message in shown))
 
     def entries(self) -> list[dict[str, str]]:
-        return [
+        entries = [
             {"code": self.code, "message": f"{field}: {message}", "field": field}
-            for field, message in self.problems
+            for field, message in self.problems[:MAX_ERROR_ENTRIES]
         ]
+        return capped_entries(entries, total=len(self.problems))
 
 
 class TicketExists(ApiError):
@@ -174,8 +181,26 @@ def flatten_messages(messages: Any, prefix: str = "") -> list[tuple[str, str]]:
     return pairs
 
 
+def capped_entries(entries: list[dict[str, str]], total: int | None = None) -> list[dict[str, str]]:
+    """At most ``MAX_ERROR_ENTRIES`` entries: past that, the first ones and a last entry that
+    says how many of the ``total`` problems (by default, the entries given) were left out."""
+    total = len(entries) if total is None else total
+    if total <= MAX_ERROR_ENTRIES:
+        return entries
+    kept = entries[: MAX_ERROR_ENTRIES - 1]
+    left_out = total - len(kept)
+    return [
+        *kept,
+        {
+            "code": kept[-1]["code"] if kept else "errors.invalidData",
+            "message": f"{left_out} more problems were left out; "
+            f"a response shows at most {MAX_ERROR_ENTRIES}.",
+        },
+    ]
+
+
 def envelope(status: int, entries: list[dict[str, str]], headers: Mapping[str, str] = {}):
-    response = jsonify({"errors": entries})
+    response = jsonify({"errors": capped_entries(entries)})
     response.status_code = status
     response.headers.update(headers)
     return response

@@ -306,3 +306,12 @@ MISSING_PARTS = pytest.mark.parametrize(
         ),
     ],
 )
+
+
+def empty_objects_body(limit: int = 1024 * 1024) -> tuple[bytes, int]:
+    """The issue's body: ``vascoTokens`` holding as many ``{}`` as fit in ``limit`` bytes."""
+    head, tail = b'{"vascoTokens": [', b"]}"
+    count = (limit - len(head) - len(tail) + 1) // 3  # "{}," per item, no comma after the last
+    body = head + b",".join([b"{}"] * count) + tail
+    assert len(body) <= limit
+    return body, count

@@ -7,8 +7,10 @@ from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
+from werkzeug.exceptions import NotFound
 from werkzeug.routing import BaseConverter
 
+from ..ext_ids import is_ext_id
 from ..schemas.errors import ErrorSchema
 from .docs import (
     API_DESCRIPTION,
@@ -20,11 +22,19 @@ from .docs import (
 
 
 class ExtIdConverter(BaseConverter):
-    """A path segment that names an object by its extId. An extId holds no control characters
-    (and PostgreSQL cannot even compare text that holds NUL), so a path segment with one
-    names nothing: the path matches no route, 404."""
+    """A path segment that names an object by its extId. A segment that no body could have
+    made an extId (app/ext_ids.py: ``..``, a bidi override, text not in NFC, ...) names
+    nothing: the path matches no route, 404. (PostgreSQL could not even compare text that
+    holds NUL.)"""
 
     regex = r"[^/\x00-\x1f\x7f]+"
+
+    def to_python(self, value: str) -> str:
+        # NotFound, not werkzeug's ValidationError: that one ends in 405 when another rule
+        # of the same path takes other methods (GET /{c}/vasco next to POST /{c}/vasco).
+        if not is_ext_id(value):
+            raise NotFound()
+        return value
 
 
 class ContractApi(Api):

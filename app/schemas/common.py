@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, post_load, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
+from ..ext_ids import MAX_LENGTH, SHAPE, ext_id_problem
 from ..models import STATES
 from .dumping import Dumper
-
-# extIds travel in URL paths: no '/', no control characters, no surrounding blanks.
-_EXT_ID = re.compile(r"(?=\S)(?!.*\s\Z)[^/\x00-\x1f\x7f]{1,255}\Z")
 
 
 class InputSchema(Schema):
@@ -20,6 +17,17 @@ class InputSchema(Schema):
 
     class Meta:
         unknown = RAISE
+
+    def load(self, data: Any, **kwargs: Any) -> Any:
+        try:
+            return super().load(data, **kwargs)
+        except ValidationError as error:
+            # marshmallow raises the error from a frame that holds it, and the error holds
+            # that frame (its traceback): a cycle, keeping the body's objects (a megabyte of
+            # JSON can be tens of megabytes of them) until the cycle collector runs. Raised
+            # again without that frame, they go as soon as the request is done with them.
+            error.__traceback__ = None
+            raise
 
 
 class CreateSchema(InputSchema):
@@ -84,18 +92,45 @@ class UtcDateTime(fields.Field):
             raise self.make_error("invalid") from error
 
 
-class ExtId(fields.String):
-    """An external id: 1 to 255 characters, usable as a URL path segment."""
+class ExtIdRule(validate.Regexp):
+    """The rule of app/ext_ids.py: usable as a URL path segment, shown safely to people. A
+    ``Regexp`` for the OpenAPI document, whose pattern is the rule's ASCII part."""
 
-    format_rule = validate.Regexp(
-        _EXT_ID,
-        error="Must be 1 to 255 characters, without '/', control characters or surrounding blanks.",
-    )
+    def __init__(self) -> None:
+        super().__init__(SHAPE)
+
+    def __call__(self, value: str) -> str:
+        problem = ext_id_problem(value)
+        if problem is not None:
+            raise ValidationError(problem)
+        return value
+
+
+class ExtId(fields.String):
+    """An external id (app/ext_ids.py): 1 to 255 characters, usable as a URL path segment."""
+
+    format_rule = ExtIdRule()
 
     def __init__(self, *, extra_rules: list[validate.Validator] = (), **kwargs: Any) -> None:
-        kwargs.setdefault("metadata", {}).update(minLength=1, maxLength=255)
+        kwargs.setdefault("metadata", {}).update(minLength=1, maxLength=MAX_LENGTH)
         kwargs.setdefault("allow_none", True)
         super().__init__(validate=[self.format_rule, *extra_rules], **kwargs)
+
+
+class BoundedList(fields.List):
+    """A list of ``min_items`` to ``max_items`` items, its length checked before any item is
+    looked at: the work a body costs stays bounded by what it may carry (contract section 8),
+    and an over-long list is one problem, not one per item."""
+
+    def __init__(self, inner: fields.Field, *, min_items: int, max_items: int, **kwargs: Any):
+        # The Length validator states the bounds in the OpenAPI document (minItems, maxItems).
+        super().__init__(inner, validate=validate.Length(min=min_items, max=max_items), **kwargs)
+        self.max_items = max_items
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> list[Any]:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(f"Must hold at most {self.max_items} items, not {len(value)}.")
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 class StateName(fields.String):

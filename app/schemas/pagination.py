@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, fields, post_load, validate
 
 from .common import OutputSchema
 
+# A page holds at most 100 items (contract section 8): a page of VASCO credentials with 16
+# blocks of 4 KiB each is then under 9 MB.
 DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
+MAX_LIMIT = 100
 
 
 class PageQuerySchema(Schema):
-    """Query arguments of a list; other query arguments are ignored."""
+    """Query arguments of a list; other query arguments are ignored. ``limit`` absent or 0
+    means the default page size, as in nevisIDM."""
 
     limit = fields.Integer(
-        load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
+        load_default=DEFAULT_LIMIT, validate=validate.Range(min=0, max=MAX_LIMIT)
     )
     continuationToken = fields.String(attribute="token", load_default=None)
+
+    @post_load
+    def default_page_size(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if data["limit"] == 0:
+            data["limit"] = DEFAULT_LIMIT
+        return data
 
 
 class PaginationSchema(OutputSchema):

@@ -10,6 +10,10 @@ from ..models import POLICY_TYPES
 from .common import CreateSchema, ExtId, TrackedSchema
 
 MAX_MILLISECONDS = 100 * 365 * 24 * 3600 * 1000  # a hundred years
+# What a policy's parameters may hold (contract section 8).
+MAX_PARAMETERS = 64
+MAX_PARAMETER_NAME = 64
+MAX_PARAMETER_VALUE = 1024
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], None]:
@@ -47,6 +51,26 @@ class ParameterValue(fields.String):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class PolicyParameters(fields.Dict):
+    """At most 64 parameters, their names 1 to 64 characters, their values up to 1024; the
+    count is checked before any entry is looked at."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            keys=fields.String(validate=validate.Length(min=1, max=MAX_PARAMETER_NAME)),
+            values=ParameterValue(validate=validate.Length(max=MAX_PARAMETER_VALUE)),
+            metadata={"maxProperties": MAX_PARAMETERS},
+            **kwargs,
+        )
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> dict[str, str]:
+        if isinstance(value, dict) and len(value) > MAX_PARAMETERS:
+            raise ValidationError(
+                f"Must hold at most {MAX_PARAMETERS} parameters, not {len(value)}."
+            )
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PolicyCreateSchema(CreateSchema):
     extId = ExtId(attribute="ext_id")
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
@@ -54,11 +78,7 @@ class PolicyCreateSchema(CreateSchema):
         attribute="policy_type", required=True, validate=validate.OneOf(POLICY_TYPES)
     )
     defaultPolicy = fields.Boolean(attribute="default_policy", allow_none=True)
-    parameters = fields.Dict(
-        keys=fields.String(validate=validate.Length(min=1, max=100)),
-        values=ParameterValue(validate=validate.Length(max=1000)),
-        allow_none=True,
-    )
+    parameters = PolicyParameters(allow_none=True)
 
     @validates("parameters")
     def check_known_parameters(self, parameters: dict[str, str] | None, **kwargs: Any) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from .common import CreateSchema, ExtId, InputSchema, OutputSchema, StateName
+from .common import BoundedList, CreateSchema, ExtId, InputSchema, OutputSchema, StateName
 from .credentials import CredentialSchema, CredentialUpdateSchema
 
 MAX_TOKENS = 16
@@ -76,14 +76,13 @@ class VascoTokenInputSchema(InputSchema):
     data = Base64Block(required=True)
 
 
-class VascoTokensField(fields.List):
-    """1 to 16 token blocks (``UniqueAuthModes`` checks that their authModes differ)."""
+class VascoTokensField(BoundedList):
+    """1 to 16 token blocks (``UniqueAuthModes`` checks that their authModes differ); more
+    are refused before any block is looked at."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            fields.Nested(VascoTokenInputSchema),
-            validate=validate.Length(min=1, max=MAX_TOKENS),
-            **kwargs,
+            fields.Nested(VascoTokenInputSchema), min_items=1, max_items=MAX_TOKENS, **kwargs
         )
 
 

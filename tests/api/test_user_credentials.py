@@ -67,8 +67,8 @@ def test_unassigned_credentials_leave_the_list(client, admin, wallet):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ({"limit": 0}, "limit"),
-        ({"limit": 1001}, "limit"),
+        ({"limit": -1}, "limit"),
+        ({"limit": 101}, "limit"),
         ({"limit": "x"}, "limit"),
         ({"continuationToken": "not-a-token"}, "continuationToken"),
     ],
