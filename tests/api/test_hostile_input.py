@@ -269,6 +269,7 @@ MEMORY_PROBE = """
 import json, sys, tracemalloc
 from app.auth import PERMISSIONS
 from app.repositories.principals import PrincipalRepository
+from tests.support import CORE, empty_objects_body, make_app
 
 def rss_kib():
     with open("/proc/self/status") as status:
