@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy.orm import configure_mappers
 
 from . import (
+    logs,
     models,  # noqa: F401  (registers every table on the metadata)
     observability,
 )
@@ -54,9 +55,9 @@ def create_app(config: type | dict[str, Any] | None = None) -> Flask:
 
 
 def configure_logging(app: Flask) -> None:
-    """JSON lines on stderr at ``LOG_LEVEL`` (app/observability.py)."""
+    """JSON lines on stderr at ``LOG_LEVEL`` (app/logs.py)."""
     level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), logging.INFO)
-    observability.configure_logging(level)
+    logs.configure_logging(level)
     app.logger.setLevel(level)
     # SQL echo would show statement parameters; keep it off unless asked for by name.
     logging.getLogger("sqlalchemy.engine").setLevel(max(level, logging.WARNING))

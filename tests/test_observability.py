@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.auth import PERMISSIONS
-from app.observability import JsonFormatter
+from app.logs import JsonFormatter
 from app.repositories.principals import PrincipalRepository
 from tests.support import CORE, ROOT, bearer
 
