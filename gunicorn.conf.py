@@ -103,7 +103,7 @@ def _fold_into_archive(directory, pid):
 # a worker has loaded the app, its hundred thousand or so objects (modules, mappers,
 # schemas) live as long as the worker: freezing them takes them out of every collection,
 # and a larger first generation makes collections rarer. Together they take roughly a
-# tenth off the CPU time of a request that creates a credential (bench/, BENCHMARKS.md).
+# tenth off the CPU time of a request that creates a credential (BENCHMARKS.md).
 GC_GENERATION0_THRESHOLD = int(os.environ.get("GC_GENERATION0_THRESHOLD", 10_000))
 
 

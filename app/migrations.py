@@ -1,7 +1,7 @@
 """Schema migrations: ``flask db ...`` (flask-migrate over Alembic), loaded only when used.
 
 A worker that serves requests never migrates, and importing Alembic and flask-migrate would
-cost each one about 11 MB of memory. So ``flask db`` is a command group that loads them when
+cost each one megabytes of memory. So ``flask db`` is a command group that loads them when
 the command line asks for it, and code that migrates in-process (tests, the benchmark)
 calls ``init_migrations`` first. What a serving worker needs to know of the migrations, the
 revisions they contain, ``shipped_revisions`` reads from the scripts themselves.

@@ -33,7 +33,7 @@ class UTCDateTime(TypeDecorator):
 
     On SQLite, a value becomes SQLAlchemy's text for a DATETIME
     (``2026-11-23 17:05:09.000000``) in one step: SQLAlchemy would convert it here, then
-    format it field by field, at about twice the cost. A credential's row writes four dates.
+    format it field by field. A credential's row writes four dates.
     """
 
     impl = DateTime(timezone=True)
@@ -60,7 +60,7 @@ class UTCDateTime(TypeDecorator):
             if value is None:
                 return None
             value = _in_utc(value)
-            # isoformat(" ", "microseconds") of the naive value, at half the cost.
+            # isoformat(" ", "microseconds") of the naive value, in one step.
             return _SQLITE_DATETIME % (
                 value.year,
                 value.month,

@@ -75,7 +75,7 @@ class UtcDateTime(fields.Field):
         if value is None:
             return None
         # Not strftime("%Y"): the C library writes the year 83 as "83", not "0083".
-        # Nor isoformat: twice the cost, for the same text.
+        # Nor isoformat, which does more for the same text.
         utc = value.astimezone(UTC)
         return _API_DATETIME % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
 

@@ -2,7 +2,7 @@
 
 SQLite's (WAL mode, the writers' queue, checkpoints) is in the ``sqlite`` sub-package,
 imported only for an SQLite engine: a PostgreSQL deployment's workers load neither the
-sqlite3 module nor SQLAlchemy's SQLite dialect (about 1.6 MB each).
+sqlite3 module nor SQLAlchemy's SQLite dialect.
 
 PostgreSQL needs none of that: row locks and unique indexes do the work. Its connections
 can go stale, though (a server restart, a network cut): a pooled connection that has been

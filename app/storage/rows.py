@@ -19,9 +19,9 @@ def detached_from_row(model: type[Model], row: dict[str, Any]) -> Model:
     session, its columns set from ``row`` without attribute events (as the ORM fills the
     objects it loads). Columns missing from ``row`` are unloaded: reading one raises.
 
-    What ``make_transient_to_detached`` makes of a new object, for a quarter of its cost:
-    the identity key from the row's primary key, and the missing columns marked expired
-    (its other work, on an object that has no history yet, changes nothing)."""
+    What ``make_transient_to_detached`` makes of a new object, without its other work
+    (which changes nothing on an object that has no history yet): the identity key from the
+    row's primary key, and the missing columns marked expired."""
     mapper = model.__mapper__  # type: ignore[attr-defined]
     instance = mapper.class_manager.new_instance()
     instance.__dict__.update(row)

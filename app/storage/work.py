@@ -14,9 +14,9 @@ A repository says how each piece of its work runs; nothing here looks at the req
 * **A unit of work** (``changes``): changes to ORM objects in the session, committed
   together at the end; on SQLite in the writers' queue from its first statement.
 
-Plain statements run on a pool connection of the work's own, with the driver's calls alone;
-the session has its own connection. Measured in one process: a begin-and-commit cycle costs
-about 130 us through the session and 30 us on a pool connection.
+Plain statements run on a pool connection of the work's own, with the driver's calls alone
+(cheaper than the session's bookkeeping: docs/decisions.md, "Storage"); the session has its
+own connection, and a request uses one at a time.
 """
 
 from __future__ import annotations
