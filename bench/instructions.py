@@ -63,13 +63,13 @@ def environ(method: str, path: str, body: bytes = b"") -> dict:
 
 def service(directory: str, users: int):
     """The service on a fresh SQLite database with ``users`` users, and its bench client."""
-    import run as bench
+    from seeding import migrate, seed_client, seed_users, sqlite_url
 
-    url = bench.sqlite_url(Path(directory) / "service.sqlite")
+    url = sqlite_url(Path(directory) / "service.sqlite")
     key = base64.b64encode(os.urandom(32)).decode()
-    bench.migrate(url, key)
-    bench.seed_client(url, key)
-    bench.seed_users(url, "u", users)
+    migrate(url, key)
+    seed_client(url, key)
+    seed_users(url, "u", users)
     from app import create_app
 
     return create_app(
@@ -95,10 +95,10 @@ def child(scenario: str, count: int, warm_up: int) -> None:
         def request(index: int) -> dict:
             return environ("POST", "/reference", b"{}")
     else:
-        import run as bench
+        from scenarios import vasco_blocks
 
         app = service(directory, count + warm_up + 64)
-        blocks = [block.split("=", 1) for block in bench.vasco_blocks()]
+        blocks = [block.split("=", 1) for block in vasco_blocks()]
 
         def request(index: int) -> dict:
             if scenario == "ticket":
