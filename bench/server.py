@@ -59,6 +59,9 @@ class Server:
             if key not in ("BIND", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR", "PORT")
             and not key.startswith("BENCH_")
         }
+        # Workers are not recycled during a run: the CPU time per request is read from the
+        # workers that served it (a replaced worker's time would go missing).
+        env["GUNICORN_MAX_REQUESTS"] = "0"
         env.update(environment or {})
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop)
