@@ -36,6 +36,7 @@ from werkzeug.wrappers import Response
 from ..errors import MalformedBody, UnsupportedMediaType, ValidationFailed, flatten_messages
 from ..schemas.common import Version
 from .docs import ERROR_RESPONSES, LOCATION_HEADER
+from .openapi import operation_id
 from .responses import json_response
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -295,6 +296,10 @@ class Blueprint(flask_smorest.Blueprint):
                 if method == "parameters":
                     continue
                 operation_doc["path_arguments"] = sorted(rule.arguments)
+                # Every operation's id, derived from the view's name (app/api/openapi.py).
+                operation_doc.setdefault("manual_doc", {}).setdefault(
+                    "operationId", operation_id(f"{name}.{endpoint}")
+                )
                 # Docstrings are reStructuredText; the document's descriptions are Markdown,
                 # where indented lines would be code blocks, and its summaries plain text.
                 manual = operation_doc.get("manual_doc", {})
