@@ -53,7 +53,9 @@ room).
 
 **Conventions.** JSON in and out, field names in camelCase, dates in UTC as
 `2026-11-22T10:15:30Z`. A representation always carries every field (`null` when there is no
-value). Lists are paginated with `limit` and an opaque `continuationToken`.
+value). Lists are paginated with `limit` and an opaque `continuationToken`. Text may not hold
+a NUL character or an unpaired surrogate (`\u0000`, `\ud800`-`\udfff`): no database stores
+them (422).
 
 **Errors.** Every 4xx and 5xx body is `{"errors": [{"code", "message", "field"?}]}`, one entry
 per problem. Checks run in this order: authentication (401), permission (403), client data
@@ -132,7 +134,9 @@ ERROR_RESPONSES = {
             "InvalidData",
             422,
             "`errors.invalidData`: a field or query argument is missing, of the wrong type "
-            "or value, or unknown; one entry per problem, each naming its `field`.",
+            "or value, or unknown, or breaks a rule the schema cannot state (`validity.to` "
+            "before `validity.from`, text with NUL, a `continuationToken` the service did not "
+            "issue, a policy of the other type); one entry per problem, naming its `field`.",
         ),
         ErrorResponse(
             "FatalError",
