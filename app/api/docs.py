@@ -54,7 +54,7 @@ room).
 **Conventions.** JSON in and out, field names in camelCase, dates in UTC as
 `2026-11-22T10:15:30Z`. A representation always carries every field (`null` when there is no
 value). Lists are paginated with `limit` and an opaque `continuationToken`. Text may not hold
-a NUL character or an unpaired surrogate (`\u0000`, `\ud800`-`\udfff`): no database stores
+a NUL character or an unpaired surrogate (`\\u0000`, `\\ud800`-`\\udfff`): no database stores
 them (422).
 
 **Errors.** Every 4xx and 5xx body is `{"errors": [{"code", "message", "field"?}]}`, one entry
