@@ -182,10 +182,11 @@ def test_every_operation_survives_schema_driven_fuzzing(served, tmp_path):
     reached = {(method, path) for method, path, _ in calls}
     succeeded = {(method, path) for method, path, status in calls if status.startswith("2")}
     not_called = sorted(f"{method} {path}" for method, path in set(operations) - reached)
+    never_2xx = sorted(f"{method} {path}" for method, path in reached - succeeded)
     print(
         f"Stateful phase: {covered.group(1)} of {links} links followed; {len(reached)} of "
-        f"{len(operations)} operations called, {len(succeeded)} of them answering 2xx; not "
-        f"called: {', '.join(not_called)}"
+        f"{len(operations)} operations called, {len(succeeded)} of them answering 2xx. Not "
+        f"called: {', '.join(not_called)}. Never 2xx: {', '.join(never_2xx) or 'none'}."
     )
     assert int(covered.group(1)) == links, "a link the stateful phase did not follow"
 
