@@ -1,6 +1,8 @@
 """Schemathesis hooks of `make fuzz`, loaded by test_fuzz.py through SCHEMATHESIS_HOOKS (the
 api key is in FUZZ_API_KEY). They let generated requests past two checks that random values
-almost never pass, so that the code behind them is fuzzed too."""
+almost never pass, so that the code behind them is fuzzed too; keep the stateful phase's
+requests off policies its clients do not hold; and note the calls of that phase for
+test_fuzz.py's report (in FUZZ_STATEFUL_LOG)."""
 
 from __future__ import annotations
 
@@ -53,6 +55,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     method, path = case.method.upper(), case.operation.path
     if method == "PATCH":
         version = body.get("version")
+        if isinstance(version, str) and version.isascii() and version.isdigit():
+            version = int(version)  # the document allows a version as a string of digits
         if isinstance(version, int) and not isinstance(version, bool) and version % 4:
             current = current_version(case.as_transport_kwargs()["url"])
             if current is not None:
