@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import importlib
-import json
 import os
 import re
 import subprocess
@@ -55,17 +54,17 @@ def run(command: list[Any], cwd: Path) -> str:
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory) -> Path:
-    """The client generated from the document the service serves: the folder of its project."""
+    """The client generated from the document gunicorn serves: the folder of its project."""
     for name in TOOLS:
         tool(name)
     folder = tmp_path_factory.mktemp("generated")
-    response = make_app("sqlite://").test_client().get("/openapi.json")
-    assert response.status_code == 200
-    (folder / "openapi.json").write_text(json.dumps(response.json))
-    output = run(
-        [tool("openapi-python-client"), "generate", "--path", "openapi.json", "--config", CONFIG],
-        cwd=folder,
-    )
+    # The document needs no database: gunicorn serves it over an empty one.
+    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'empty.db'}"}
+    with gunicorn(environment, folder / "gunicorn.log", workers=1, migrate=False) as port:
+        url = f"http://127.0.0.1:{port}/openapi.json"
+        # As the README says, with the project's settings (openapi-python-client.yaml).
+        command = [tool("openapi-python-client"), "generate", "--url", url, "--config", CONFIG]
+        output = run(command, cwd=folder)
     assert "warning" not in output.lower(), output
     return folder / "nevisidm-client"
 
