@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,27 @@ def empty_objects_body(limit: int = 1024 * 1024) -> tuple[bytes, int]:
     body = head + b",".join([b"{}"] * count) + tail
     assert len(body) <= limit
     return body, count
+
+
+OPENAPI_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+@cache
+def served_app() -> Flask:
+    return make_app("sqlite://")  # the document touches no database
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    response = served_app().test_client().get("/openapi.json")
+    assert response.status_code == 200
+    return response.json
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method.upper(), operation)
+        for path, path_item in openapi()["paths"].items()
+        for method, operation in path_item.items()
+        if method.upper() in OPENAPI_METHODS
+    ]

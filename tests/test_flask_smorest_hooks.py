@@ -15,6 +15,8 @@ HOOKS = [
     (flask_smorest.Api, "_init_spec"),
     (flask_smorest.Api, "_register_responses"),
     (flask_smorest.Api, "_register_doc_blueprint"),
+    (flask_smorest.Api, "_register_etag_headers"),
+    (flask_smorest.Api, "_register_pagination_header"),
     (flask_smorest.Blueprint, "register_views_in_doc"),
     (flask_smorest.Blueprint, "arguments"),
     (flask_smorest.Blueprint, "response"),

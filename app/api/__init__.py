@@ -19,7 +19,10 @@ def register_blueprints(api: Api) -> None:
         users,
         vasco,
     )
+    from .openapi import created_links
 
     modules = (clients, users, policies, tickets, vasco, credentials, principal, health, metrics)
     for module in modules:
         api.register_blueprint(module.blp)
+    # Links between operations of different blueprints: once every blueprint is in.
+    created_links(api.spec)

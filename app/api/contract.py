@@ -57,6 +57,13 @@ class ContractApi(Api):
         options.setdefault("info", {"description": API_DESCRIPTION})
         super()._init_spec(**options)
 
+    def _register_etag_headers(self) -> None:
+        """None: this API uses no ETags (flask-smorest's headers would be unused components)."""
+
+    def _register_pagination_header(self) -> None:
+        """None: lists carry their page in the body (``_pagination``), not in flask-smorest's
+        header, whose ``PaginationMetadata`` schema would be an unused component."""
+
     def _register_responses(self) -> None:
         register_error_responses(self.spec, self.ERROR_SCHEMA)
 

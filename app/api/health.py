@@ -14,7 +14,7 @@ OK = {"status": "ok"}
 
 @blp.route("/live", methods=["GET"])
 @blp.response(200, HealthSchema, description="The process answers requests")
-def live():
+def check_liveness():
     """Liveness: the process answers. It does not touch the database, so a database outage
     does not get healthy instances restarted."""
     return OK
@@ -23,7 +23,7 @@ def live():
 @blp.route("/ready", methods=["GET"])
 @blp.response(200, HealthSchema, description="The database answers and its schema is migrated")
 @blp.alt_response(503, description="errors.serviceUnavailable: not ready, the message says why")
-def ready():
+def check_readiness():
     """Readiness: the database answers and its schema is at the newest migration this release
     ships (or newer, during a rolling upgrade). 503 ``errors.serviceUnavailable`` otherwise."""
     check_database_ready()

@@ -20,7 +20,7 @@ blp = Blueprint("metrics", __name__, description="Prometheus metrics")
         }
     }
 )
-def metrics():
+def get_metrics():
     """Request counts and latencies by endpoint, and credentials created by type."""
     body, content_type = metrics_text()
     return Response(body, content_type=content_type)

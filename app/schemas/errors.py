@@ -30,7 +30,14 @@ class ErrorEntrySchema(Schema):
 
     code = fields.String(
         required=True,
-        metadata={"enum": error_codes(), "description": "What kind of problem it is."},
+        metadata={
+            "description": "What kind of problem it is: one of "
+            + ", ".join(f"`{code}`" for code in error_codes())
+            + ", or a code added in a later version (the status says what kind it is).",
+            # An open list (Zalando's API guidelines): clients must accept other values.
+            "x-extensible-enum": error_codes(),
+            "example": "errors.noRecord",
+        },
     )
     message = fields.String(
         required=True,

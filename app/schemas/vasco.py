@@ -76,11 +76,20 @@ class VascoTokenInputSchema(InputSchema):
     data = Base64Block(required=True)
 
 
+# What JSON Schema cannot say (``uniqueItems`` compares whole items, case-sensitively).
+AUTH_MODES_UNIQUE = (
+    "The token's data blocks. Their `authMode`s are unique in the list, compared "
+    "case-insensitively (`CR` and `cr` are the same); a repeat is 422 `errors.invalidData` "
+    "naming it (`vascoTokens[1].authMode`)."
+)
+
+
 class VascoTokensField(BoundedList):
     """1 to 16 token blocks (``UniqueAuthModes`` checks that their authModes differ); more
     are refused before any block is looked at."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {}).setdefault("description", AUTH_MODES_UNIQUE)
         super().__init__(
             fields.Nested(VascoTokenInputSchema), min_items=1, max_items=MAX_TOKENS, **kwargs
         )

@@ -3,16 +3,20 @@
 Every operation of /openapi.json is called with generated requests (the settings, seed and
 number of examples are in schemathesis.toml beside this file), authenticated with a bootstrap
 api key, on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL in a schema of its own.
-Each response is checked: no 5xx (``not_a_server_error``), a status the operation documents
-(``status_code_conformance``), a body that matches its documented schema
-(``response_schema_conformance``). Zero failures are expected.
+Every check of schemathesis runs on each response: no 5xx, a status and headers the operation
+documents, a body that matches its schema, valid data accepted (but for the business rules
+the operations of schemathesis.toml refuse with 422) and invalid data refused, no answer
+without the api key, a created object found and a deleted one gone, and so on. Zero failures
+are expected.
 
-Before the run, a client with users, policies, a ticket and VASCO credentials is created, and
-schemathesis.toml makes most generated path values name them, so that the operations get past
-404 to their logic.
+Two runs, on one service: first the stateful phase, on the empty database, which makes its
+objects by following the document's links from the creates (the test reports how many links
+and operations it reached); then the examples, coverage and fuzzing phases, after a client
+with users, policies, tickets and VASCO credentials is created that seed-data.toml makes most
+generated values name, so that the operations get past 404 to their logic.
 
 `make test` skips this module (it takes a few minutes); `make fuzz` sets FUZZ=1. The JUnit
-report and a HAR file of every request go to FUZZ_REPORT_DIR when it is set.
+reports and HAR files of every request go to FUZZ_REPORT_DIR when it is set.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
+SEED_CONFIG = Path(__file__).with_name("seed-data.toml")
 CORE = "/nevisidm/api/core/v1"
 
 # (method, path, body): the objects that the path parameters' examples in /openapi.json
@@ -50,7 +55,10 @@ SEED_DATA = [
         ("POST", "/client-123/policies", {"extId": ext_id, "name": ext_id, "policyType": kind})
         for ext_id, kind in (("policy-123", "TicketPolicy"), ("policy-456", "VascoPolicy"))
     ),
-    ("POST", "/client-123/users/user-123/ticket", {"identification": "fuzz"}),
+    *(
+        ("POST", f"/client-123/users/{user}/ticket", {"identification": "fuzz"})
+        for user in ("user-123", "user-456")
+    ),
     *(
         (
             "POST",
@@ -104,23 +112,21 @@ def call(base: str, key: str, method: str, path: str, body: dict | None) -> int:
         return error.code
 
 
-def test_every_operation_survives_schema_driven_fuzzing(served, tmp_path):
-    base, key, log = served
-    for method, path, body in SEED_DATA:
-        assert call(base, key, method, path, body) in (200, 201), (method, path)
-    with urllib.request.urlopen(f"{base}/openapi.json", timeout=30) as response:
-        document = json.load(response)
-    operations = sum(
-        method != "parameters" for path_item in document["paths"].values() for method in path_item
-    )
-
+def schemathesis(base: str, key: str, config: str, phases: str, tmp_path: Path, log: Path) -> str:
+    """``st run`` of ``phases`` with the settings ``config`` against the service at ``base``;
+    its output, printed (the run's summary, with its seed, in the log of `make fuzz`). It must
+    find nothing."""
+    config_file = tmp_path / f"{phases.replace(',', '-')}.toml"
+    config_file.write_text(config)
     completed = subprocess.run(
         [
             BIN / "st",
             "--config-file",
-            CONFIG,
+            config_file,
             "run",
             f"{base}/openapi.json",
+            "--phases",
+            phases,
             "--header",
             f"Authorization: Bearer {key}",
             "--no-color",
@@ -135,13 +141,64 @@ def test_every_operation_survives_schema_driven_fuzzing(served, tmp_path):
             "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks",
             "PYTHONPATH": str(ROOT),
             "FUZZ_API_KEY": key,
+            "FUZZ_STATEFUL_LOG": str(tmp_path / "stateful.log"),
         },
         capture_output=True,
         text=True,
         timeout=1200,
     )
     output = completed.stdout + completed.stderr
-    print(output)  # the run's summary, with its seed, in the log of `make fuzz`
+    print(output)
     assert completed.returncode == 0, f"{output}\n--- gunicorn log ---\n{log.read_text()[-5000:]}"
+    return output
+
+
+def test_every_operation_survives_schema_driven_fuzzing(served, tmp_path):
+    base, key, log = served
+    with urllib.request.urlopen(f"{base}/openapi.json", timeout=30) as response:
+        document = json.load(response)
+    operations = [
+        (method.upper(), path)
+        for path, path_item in document["paths"].items()
+        for method in path_item
+        if method != "parameters"
+    ]
+    links = sum(
+        len(response.get("links", {}))
+        for path_item in document["paths"].values()
+        for operation in path_item.values()
+        if isinstance(operation, dict)
+        for response in operation.get("responses", {}).values()
+    )
+    settings = CONFIG.read_text()
+
+    # The stateful phase first, on the empty database: what it reaches, it reaches by
+    # following the document's links from the creates.
+    output = schemathesis(base, key, settings, "stateful", tmp_path, log)
+    covered = re.search(r"API Links:\s+(\d+) covered / (\d+) selected / (\d+) total", output)
+    assert covered and int(covered.group(3)) == links, "the links schemathesis saw"
+    calls = [line.split() for line in (tmp_path / "stateful.log").read_text().splitlines()]
+    reached = {(method, path) for method, path, _ in calls}
+    succeeded = {(method, path) for method, path, status in calls if status.startswith("2")}
+    not_called = sorted(f"{method} {path}" for method, path in set(operations) - reached)
+    never_2xx = sorted(f"{method} {path}" for method, path in reached - succeeded)
+    print(
+        f"Stateful phase: {covered.group(1)} of {links} links followed; {len(reached)} of "
+        f"{len(operations)} operations called, {len(succeeded)} of them answering 2xx. Not "
+        f"called: {', '.join(not_called)}. Never 2xx: {', '.join(never_2xx) or 'none'}."
+    )
+    assert int(covered.group(1)) == links, "a link the stateful phase did not follow"
+
+    # The other phases, with objects made beforehand that most generated values name.
+    for method, path, body in SEED_DATA:
+        assert call(base, key, method, path, body) in (200, 201), (method, path)
+    output = schemathesis(
+        base,
+        key,
+        f"{settings}\n{SEED_CONFIG.read_text()}",
+        "examples,coverage,fuzzing",
+        tmp_path,
+        log,
+    )
     tested = re.search(r"Tested:\s+(\d+)", output)
-    assert tested and int(tested.group(1)) == operations, "not every operation was tested"
+    assert tested and int(tested.group(1)) == len(operations), "not every operation was tested"
