@@ -8,7 +8,6 @@ schema of their own, so that several runs can share one server.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -25,7 +24,7 @@ from app.extensions import db
 from app.migrations import init_migrations
 from app.repositories.principals import PrincipalRepository
 from app.schemas.dumping import Dumper
-from tests.support import CORE, DATABASES, bearer, make_app, postgresql_schema
+from tests.support import CORE, DATABASES, bearer, fresh_database, make_app
 
 
 @pytest.fixture(autouse=True)
@@ -47,12 +46,8 @@ def dumped_as_marshmallow_dumps(monkeypatch) -> None:
 def database_url(request, tmp_path_factory) -> Iterator[str]:
     """A database migrated to the newest revision, for the whole session."""
     with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.db'}"
-        else:
-            url = stack.enter_context(
-                postgresql_schema(os.environ["TEST_DATABASE_URL"], prefix="test")
-            )
+        directory = tmp_path_factory.mktemp(request.param)
+        url = stack.enter_context(fresh_database(request.param, directory, "test"))
         app = make_app(url)
         init_migrations(app)
         with app.app_context():

@@ -199,6 +199,18 @@ def gunicorn(
 
 
 @contextmanager
+def fresh_database(kind: str, directory: Path, prefix: str) -> Iterator[str]:
+    """The URL of an empty database of ``kind`` (one of ``DATABASES``): an SQLite file in
+    ``directory``, or a PostgreSQL schema of its own on TEST_DATABASE_URL's server, dropped
+    afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / f'{prefix}.db'}"
+        return
+    with postgresql_schema(os.environ["TEST_DATABASE_URL"], prefix=prefix) as url:
+        yield url
+
+
+@contextmanager
 def postgresql_schema(server_url: str, prefix: str) -> Iterator[str]:
     """A schema of our own on the PostgreSQL server, dropped afterwards; yields the URL whose
     connections use it (the tests, the fuzz run and the bench never touch ``public``)."""

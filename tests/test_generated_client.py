@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import BIN, DATABASES, ROOT, gunicorn, make_app, postgresql_schema
+from tests.support import BIN, DATABASES, ROOT, fresh_database, gunicorn, make_app
 
 PACKAGE = "nevisidm_client"
 CONFIG = ROOT / "openapi-python-client.yaml"
@@ -104,12 +104,7 @@ def served(request, tmp_path) -> Iterator[str]:
     """gunicorn over a fresh, migrated database, with ``KEY`` as the bootstrap api key; its
     base URL."""
     with contextlib.ExitStack() as stack:
-        if request.param == "sqlite":
-            database_url = f"sqlite:///{tmp_path / 'client.db'}"
-        else:
-            database_url = stack.enter_context(
-                postgresql_schema(os.environ["TEST_DATABASE_URL"], prefix="client")
-            )
+        database_url = stack.enter_context(fresh_database(request.param, tmp_path, "client"))
         environment = {**os.environ, "DATABASE_URL": database_url, "BOOTSTRAP_API_KEY": KEY}
         port = stack.enter_context(gunicorn(environment, tmp_path / "gunicorn.log"))
         yield f"http://127.0.0.1:{port}"
