@@ -55,7 +55,11 @@ def test_a_paged_walk_returns_each_credential_once(client, admin, wallet):
 
 def test_a_user_without_credentials_has_an_empty_list(client, admin, acme):
     body = client.get(LIST_URL, headers=admin).json
-    assert body == {"items": [], "_pagination": {"continuationToken": None, "limit": 100}}
+    assert body == {
+        "items": [],
+        "_pagination": {"continuationToken": None, "limit": 100},
+        "_classifications": {},
+    }
 
 
 def test_unassigned_credentials_leave_the_list(client, admin, wallet):
@@ -111,3 +115,11 @@ def test_listing_costs_a_fixed_number_of_statements(client, admin, wallet, app):
     assert count_statements(app, lambda: client.get(LIST_URL, headers=admin)) == first
     # the user with its client, the page, its VASCO blocks (the principal is cached)
     assert first == 3
+
+
+def test_the_total_is_counted_when_asked(client, admin, acme):
+    client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    url = f"{CORE}/acme/users/alice/credentials?limit=0&returnTotalResultCount=true"
+    body = client.get(url, headers=admin).json
+    assert body["_pagination"] == {"continuationToken": None, "limit": 100, "totalResult": 1}
+    assert body["_classifications"] == {}
