@@ -24,6 +24,11 @@ class Client(Entity, db.Model):
     display_name: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     remarks: Mapped[str | None] = mapped_column(Text)
 
+    @property
+    def display_names(self) -> dict[str, Any]:
+        """``displayName`` as shown: ``{}`` when none was given."""
+        return self.display_name or {}
+
     # Not a column: the terms of the client's default policies by type, when they were read
     # with it (app/repositories/clients.py), so that a credential created next needs no read
     # of its own for them.
