@@ -12,6 +12,21 @@ from .base import Entity
 from .clients import Client
 from .types import UTCDateTime
 
+# nevisIDM's address fields, in the order its documentation lists them.
+ADDRESS_FIELDS = (
+    "addressline1",
+    "addressline2",
+    "postalCode",
+    "city",
+    "street",
+    "houseNumber",
+    "dwellingNumber",
+    "postOfficeBoxText",
+    "postOfficeBoxNumber",
+    "locality",
+    "countryCode",
+)
+
 
 class User(Entity, db.Model):
     """A user of a client, with the fields of nevisIDM's "Create a user" body."""
@@ -60,6 +75,14 @@ class User(Entity, db.Model):
             "telephone": self.telephone,
             "telefax": self.telefax,
         }
+
+    @property
+    def address_shown(self) -> dict[str, str | None] | None:
+        """``address`` with every documented field, null where unset; None when the user has
+        no address at all."""
+        if not self.address:
+            return None
+        return {name: self.address.get(name) for name in ADDRESS_FIELDS}
 
     @property
     def validity(self) -> dict[str, datetime | None]:

@@ -30,13 +30,10 @@ class Page:
     total_result: int | None = None
 
     @property
-    def pagination(self) -> dict[str, Any]:
-        """What ``_pagination`` shows: this page's token and limit, and ``totalResult`` only
-        when it was counted (a key left out is not shown)."""
-        shown: dict[str, Any] = {"continuation_token": self.continuation_token, "limit": self.limit}
-        if self.total_result is not None:
-            shown["total_result"] = self.total_result
-        return shown
+    def pagination(self) -> Page:
+        """What ``_pagination`` shows: this page's token and limit, and ``totalResult``
+        (null unless it was counted)."""
+        return self
 
     @property
     def classifications(self) -> dict[str, list[str]]:

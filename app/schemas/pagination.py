@@ -40,7 +40,10 @@ class PaginationSchema(OutputSchema):
     limit = fields.Integer()
     totalResult = fields.Integer(
         attribute="total_result",
-        metadata={"description": "Only with `returnTotalResultCount=true`."},
+        allow_none=True,
+        metadata={
+            "description": "Every item of the list; null unless `returnTotalResultCount=true`."
+        },
     )
 
 

@@ -197,7 +197,7 @@ class UserSchema(TrackedSchema):
     sex = fields.String(allow_none=True)
     gender = fields.String(allow_none=True)
     birthDate = fields.Date(attribute="birth_date", allow_none=True)
-    address = fields.Nested(AddressOutputSchema, allow_none=True)
+    address = fields.Nested(AddressOutputSchema, attribute="address_shown", allow_none=True)
     contacts = fields.Nested(ContactsSchema)
     validity = fields.Nested(UserValiditySchema)
     remarks = fields.String(allow_none=True)

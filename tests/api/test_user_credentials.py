@@ -29,7 +29,7 @@ def test_lists_every_credential_of_the_user_in_its_own_representation(client, ad
 
     assert response.status_code == 200
     body = response.json
-    assert body["_pagination"] == {"continuationToken": None, "limit": 100}
+    assert body["_pagination"] == {"continuationToken": None, "limit": 100, "totalResult": None}
     by_ext_id = {item["extId"]: item for item in body["items"]}
     assert set(by_ext_id) == {wallet["ticket"]["extId"], "dp-1", "dp-2"}
     ticket = by_ext_id[wallet["ticket"]["extId"]]
@@ -57,7 +57,7 @@ def test_a_user_without_credentials_has_an_empty_list(client, admin, acme):
     body = client.get(LIST_URL, headers=admin).json
     assert body == {
         "items": [],
-        "_pagination": {"continuationToken": None, "limit": 100},
+        "_pagination": {"continuationToken": None, "limit": 100, "totalResult": None},
         "_classifications": {},
     }
 
