@@ -24,10 +24,17 @@ CREDENTIAL_MODIFY = "AccessControl.CredentialModify"
 CREDENTIAL_DELETE = "AccessControl.CredentialDelete"
 CLIENT_CREATE = "AccessControl.ClientCreate"
 CLIENT_VIEW = "AccessControl.ClientView"
+CLIENT_MODIFY = "AccessControl.ClientModify"
+CLIENT_DELETE = "AccessControl.ClientDelete"
 USER_CREATE = "AccessControl.UserCreate"
 USER_VIEW = "AccessControl.UserView"
+USER_MODIFY = "AccessControl.UserModify"
+USER_DELETE = "AccessControl.UserDelete"
+USER_ARCHIVE = "AccessControl.UserArchive"
 POLICY_CREATE = "AccessControl.PolicyCreate"
 POLICY_VIEW = "AccessControl.PolicyView"
+POLICY_MODIFY = "AccessControl.PolicyModify"
+POLICY_DELETE = "AccessControl.PolicyDelete"
 
 PERMISSIONS = (
     CREDENTIAL_CREATE,
@@ -36,10 +43,17 @@ PERMISSIONS = (
     CREDENTIAL_DELETE,
     CLIENT_CREATE,
     CLIENT_VIEW,
+    CLIENT_MODIFY,
+    CLIENT_DELETE,
     USER_CREATE,
     USER_VIEW,
+    USER_MODIFY,
+    USER_DELETE,
+    USER_ARCHIVE,
     POLICY_CREATE,
     POLICY_VIEW,
+    POLICY_MODIFY,
+    POLICY_DELETE,
 )
 
 BOOTSTRAP_PRINCIPAL = "bootstrap"

@@ -20,6 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from app.config import normalise_database_url
 from app.extensions import db
 from app.migrations import MIGRATIONS, init_migrations, shipped_revisions
+from app.repositories.users import UserRepository
+from app.schemas.users import UserSchema
 from tests.support import BIN, DATABASES, make_app, run_with_the_service
 
 
@@ -170,3 +172,89 @@ def test_flask_db_loads_the_migration_commands(tmp_path):
     assert {"upgrade", "downgrade", "current", "migrate"} <= set(flask_db("--help").split())
     flask_db("upgrade")
     assert f"{head_revision_of_the_scripts()} (head)" in flask_db("current")
+
+
+def column_names(app: Flask, table: str) -> list[str]:
+    with app.app_context(), db.engine.connect() as connection:
+        return [column["name"] for column in inspect(connection).get_columns(table)]
+
+
+def test_nevisidm_fields_are_added_and_removed_keeping_users_clients_and_policies(empty_app):
+    created = "2026-11-22 10:15:30"
+    with empty_app.app_context():
+        flask_migrate.upgrade(revision="0002_principal_last_used")
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO clients (id, ext_id, name, created, last_modified, version)"
+                    " VALUES (1, 'acme', 'Acme', :created, :created, 1)"
+                ),
+                {"created": created},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO users (client_id, ext_id, login_id, first_name, email, created,"
+                    " last_modified, version)"
+                    " VALUES (1, 'alice', 'alice', 'Alice', 'alice@acme.example', :created,"
+                    " :created, 3)"
+                ),
+                {"created": created},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO policies (client_id, ext_id, name, policy_type, is_default,"
+                    " parameters, created, last_modified, version)"
+                    " VALUES (1, 'p', 'P', 'TicketPolicy', true, '{}', :created, :created, 1)"
+                ),
+                {"created": created},
+            )
+
+    with empty_app.app_context():
+        flask_migrate.upgrade(revision="0003_nevisidm_fields")
+        with db.engine.connect() as connection:
+            user = connection.execute(
+                text(
+                    "SELECT login_id, first_name, email, state, language_code,"
+                    " is_technical_user, mobile, address, version FROM users"
+                )
+            ).one()
+            client_row = connection.execute(text("SELECT display_name, remarks FROM clients")).one()
+            policy = connection.execute(text("SELECT name, description FROM policies")).one()
+    # The user keeps its email (shown as contacts.email now), and is active, in English.
+    assert tuple(user) == (
+        "alice",
+        "Alice",
+        "alice@acme.example",
+        "active",
+        "en",
+        False,
+        None,
+        None,
+        3,
+    )
+    assert tuple(client_row) == (None, None)
+    assert tuple(policy) == ("P", None)
+    # The app shows it as nevisIDM does.
+    with empty_app.app_context():
+        shown = UserSchema().dump(UserRepository().get("acme", "alice"))
+    assert shown["contacts"]["email"] == "alice@acme.example"
+    assert shown["userState"] == "active" and shown["languageCode"] == "en"
+
+    with empty_app.app_context():
+        flask_migrate.downgrade(revision="0002_principal_last_used")
+    assert "state" not in column_names(empty_app, "users")
+    assert "display_name" not in column_names(empty_app, "clients")
+    assert "description" not in column_names(empty_app, "policies")
+    with empty_app.app_context(), db.engine.connect() as connection:
+        row = connection.execute(text("SELECT login_id, email, version FROM users")).one()
+        assert tuple(row) == ("alice", "alice@acme.example", 3)
+        connection.rollback()
+        # The unique constraints survive SQLite's copy of the table.
+        with pytest.raises(IntegrityError), connection.begin():
+            connection.execute(
+                text(
+                    "INSERT INTO users (client_id, ext_id, login_id, created, last_modified,"
+                    " version) VALUES (1, 'alice2', 'alice', :created, :created, 1)"
+                ),
+                {"created": created},
+            )

@@ -61,4 +61,7 @@ def test_readme_walkthrough_runs_against_gunicorn(served, tmp_path):
     assert "\n204\n" in output and "has no ticket credential" in output
     assert '"type":"Vasco"' in output and "errors.vascoExists" in output
     assert "No VASCO credential 'dp-0001' in client 'acme'" in output
+    assert '"totalResult":1' in output and '"_classifications":{}' in output
+    assert '"languageCode":"de"' in output and '"userState":"disabled"' in output
+    assert output.rstrip().endswith("204\n204\n204")
     assert "errors.fatalError" not in output and "errors.serviceUnavailable" not in output

@@ -15,6 +15,7 @@ from functools import wraps
 from typing import Any
 
 from ..repositories.clients import ClientRepository
+from ..repositories.policies import PolicyRepository
 from ..repositories.tickets import TicketRepository
 from ..repositories.users import UserRepository
 from ..repositories.vasco import VascoRepository
@@ -26,6 +27,18 @@ def client_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapper(*args: Any, client_ext_id: str, **kwargs: Any) -> Any:
         return view(*args, client=ClientRepository().get(client_ext_id), **kwargs)
+
+    return wrapper
+
+
+def policy_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``/{client_ext_id}/policies/{policy_ext_id}``: the view gets ``policy``, with its
+    client."""
+
+    @wraps(view)
+    def wrapper(*args: Any, client_ext_id: str, policy_ext_id: str, **kwargs: Any) -> Any:
+        client = ClientRepository().get(client_ext_id)
+        return view(*args, policy=PolicyRepository().get(client, policy_ext_id), **kwargs)
 
     return wrapper
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -43,10 +43,13 @@ class Policy(Entity, db.Model):
             sqlite_where=text("is_default"),
             postgresql_where=text("is_default"),
         ),
+        # Keyset pagination of a client's policies in (created, extId) order.
+        Index("ix_policies_client_created_ext_id", "client_id", "created", "ext_id"),
     )
 
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"))
     name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
     policy_type: Mapped[str] = mapped_column(String(32))
     is_default: Mapped[bool] = mapped_column(default=False)
     # Stored as given (strings); unset ones take DEFAULT_PARAMETERS.

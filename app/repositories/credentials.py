@@ -122,10 +122,11 @@ class CredentialRepository(Repository):
         credential.valid_from, credential.valid_to = valid_from, valid_to
 
     @staticmethod
-    def check_version(credential: Credential, expected_version: int) -> None:
+    def check_version(credential: Credential, expected_version: int | None) -> None:
         """409 ``errors.pessimisticLockingFailure`` unless ``credential`` is at
-        ``expected_version`` (the version the caller last read)."""
-        if credential.version != expected_version:
+        ``expected_version`` (the version the caller last read); None: none was sent, the
+        change applies to the current version."""
+        if expected_version is not None and credential.version != expected_version:
             raise StaleVersion(
                 f"Credential '{credential.ext_id}' is at version {credential.version}, "
                 f"not {expected_version}: read it again and retry"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidData
@@ -25,11 +25,20 @@ class Page:
     items: list[Any]
     continuation_token: str | None
     limit: int
+    # Every item of the list, on every page: counted only when asked
+    # (``returnTotalResultCount=true``).
+    total_result: int | None = None
 
     @property
     def pagination(self) -> Page:
-        """What ``_pagination`` shows: this page's token and limit."""
+        """What ``_pagination`` shows: this page's token and limit, and ``totalResult``
+        (null unless it was counted)."""
         return self
+
+    @property
+    def classifications(self) -> dict[str, list[str]]:
+        """nevisIDM's ``_classifications``: nothing to say here."""
+        return {}
 
 
 def encode_token(created: datetime, ext_id: str) -> str:
@@ -55,15 +64,26 @@ def decode_token(token: str) -> tuple[datetime, str]:
 
 
 def keyset_page(
-    session: Session, statement: Select, model: Any, limit: int, token: str | None
+    session: Session,
+    statement: Select,
+    model: Any,
+    limit: int,
+    token: str | None,
+    total_result: bool = False,
 ) -> Page:
-    """Run ``statement`` (a select of ``model``) for one page in (created, extId) order."""
+    """Run ``statement`` (a select of ``model``) for one page in (created, extId) order;
+    with ``total_result``, count every item the statement selects too."""
+    total = None
+    if total_result:
+        total = session.scalar(
+            select(func.count()).select_from(statement.order_by(None).subquery())
+        )
     if token:
         created, ext_id = decode_token(token)
         statement = statement.where(tuple_(model.created, model.ext_id) > tuple_(created, ext_id))
     statement = statement.order_by(model.created, model.ext_id).limit(limit + 1)
     items = list(session.scalars(statement))
     if len(items) <= limit:
-        return Page(items, None, limit)
+        return Page(items, None, limit, total)
     items = items[:limit]
-    return Page(items, encode_token(items[-1].created, items[-1].ext_id), limit)
+    return Page(items, encode_token(items[-1].created, items[-1].ext_id), limit, total)

@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ..crypto import hash_ticket, new_ticket_value, ticket_matches
 from ..domain import tickets as rules
+from ..domain import users as user_rules
 from ..errors import (
     ApiError,
     CredentialNotUsable,
@@ -209,10 +210,10 @@ class TicketRepository(CredentialRepository):
         )
 
     def update(self, ticket: TicketCredential, changes: dict[str, Any]) -> TicketCredential:
-        """Apply a parsed PATCH body; ``changes["version"]`` must be the ticket's version.
-        An administrator who moves a locked ticket back to ``active`` lifts the lock."""
+        """Apply a parsed PATCH body; ``changes["version"]``, when sent, must be the ticket's
+        version. An administrator who moves a locked ticket back to ``active`` lifts the lock."""
         changes = dict(changes)
-        expected_version = changes.pop("version")
+        expected_version = changes.pop("version", None)
         with self.saving(ticket.ext_id) as session:
             ticket = self._for_change(session, ticket)
             self.check_version(ticket, expected_version)
@@ -248,7 +249,8 @@ class TicketRepository(CredentialRepository):
     def verify(self, ticket: TicketCredential, presented: str) -> TicketCredential:
         """Check ``presented`` against the ticket and record the outcome.
 
-        A ticket that cannot be used (not active, locked, outside its validity) is refused
+        A ticket that cannot be used (not active, locked, outside its validity), or whose user
+        is not active or outside its own validity, is refused
         with ``errors.credentialNotUsable`` whatever the value, and its counters are left
         alone. Otherwise the value is compared in constant time; a wrong one is counted and
         committed before ``errors.invalidCredential`` is raised, and may lock the ticket.
@@ -257,6 +259,11 @@ class TicketRepository(CredentialRepository):
         with self.saving(ticket.ext_id) as session:
             ticket = self._for_change(session, ticket)
             now = utcnow()
+            user_reason = user_rules.unusable_reason(ticket.user, now)
+            if user_reason is not None:
+                raise CredentialNotUsable(
+                    f"User '{ticket.user.ext_id}' {user_reason}: its credentials cannot be used"
+                )
             reason = rules.unusable_reason(ticket, ticket.policy, now)
             if reason is not None:
                 raise CredentialNotUsable(

@@ -13,7 +13,7 @@ from .vasco import VascoRepository
 
 
 class UserCredentialsRepository(Repository):
-    def page(self, user: User, limit: int, token: str | None) -> Page:
+    def page(self, user: User, limit: int, token: str | None, total_result: bool = False) -> Page:
         """One page of ``user``'s credentials in (created, extId) order: tickets and
         assigned VASCO credentials, each loaded as its own type (VASCO blocks decrypted)."""
         credential = with_polymorphic(Credential, [TicketCredential, VascoCredential])
@@ -22,7 +22,7 @@ class UserCredentialsRepository(Repository):
             .where(credential.user_id == user.id)
             .options(joinedload(credential.policy))
         )
-        page = keyset_page(self.session, statement, credential, limit, token)
+        page = keyset_page(self.session, statement, credential, limit, token, total_result)
         for item in page.items:
             set_committed_value(item, "user", user)
             set_committed_value(item, "client", user.client)

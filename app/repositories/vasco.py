@@ -179,10 +179,12 @@ class VascoRepository(CredentialRepository):
         """The client's VASCO credential, revealed; NoRecord names what is missing."""
         return self.reveal(self._find(client_ext_id, ext_id))
 
-    def page(self, client: Client, limit: int, token: str | None) -> Page:
+    def page(
+        self, client: Client, limit: int, token: str | None, total_result: bool = False
+    ) -> Page:
         """One page of the client's VASCO credentials, revealed, in (created, extId) order."""
         statement = self._select().where(Credential.client_id == client.id)
-        page = keyset_page(self.session, statement, VascoCredential, limit, token)
+        page = keyset_page(self.session, statement, VascoCredential, limit, token, total_result)
         for credential in page.items:
             set_committed_value(credential, "client", client)
             self.reveal(credential)
@@ -193,7 +195,7 @@ class VascoRepository(CredentialRepository):
         ``vasco_tokens``, when given, replaces every block. A credential changed since it
         was read is 409: ``version`` is the caller's, and the UPDATE checks it too."""
         changes = dict(changes)
-        expected_version = changes.pop("version")
+        expected_version = changes.pop("version", None)
         with self.saving(credential.ext_id):
             self.check_version(credential, expected_version)
             self.apply_common_changes(credential, changes)

@@ -74,10 +74,11 @@ class ValidityInputSchema(InputSchema):
 
 
 class CredentialUpdateSchema(InputSchema):
-    """The PATCH fields every credential takes. ``version`` is the one read (optimistic
-    locking); a field left out is left as it is."""
+    """The PATCH fields every credential takes. ``version``, when sent, is the one read
+    (optimistic locking: 409 when stale); left out, the change applies to the current version,
+    as nevisIDM documents. A field left out is left as it is."""
 
-    version = Version(required=True)
+    version = Version()
     stateName = StateName(attribute="state_name")
     modificationComment = fields.String(
         attribute="modification_comment", allow_none=True, validate=validate.Length(max=1024)

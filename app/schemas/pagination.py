@@ -22,6 +22,11 @@ class PageQuerySchema(Schema):
         load_default=DEFAULT_LIMIT, validate=validate.Range(min=0, max=MAX_LIMIT)
     )
     continuationToken = fields.String(attribute="token", load_default=None)
+    returnTotalResultCount = fields.Boolean(
+        attribute="total_result",
+        load_default=False,
+        metadata={"description": "true: `_pagination.totalResult` counts every item."},
+    )
 
     @post_load
     def default_page_size(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -33,6 +38,20 @@ class PageQuerySchema(Schema):
 class PaginationSchema(OutputSchema):
     continuationToken = fields.String(attribute="continuation_token", allow_none=True)
     limit = fields.Integer()
+    totalResult = fields.Integer(
+        attribute="total_result",
+        allow_none=True,
+        metadata={
+            "description": "Every item of the list; null unless `returnTotalResultCount=true`."
+        },
+    )
+
+
+def classifications_field() -> fields.Field:
+    """nevisIDM's ``_classifications`` of a list: ``{}`` here, nothing to classify."""
+    return fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()), data_key="_classifications"
+    )
 
 
 def page_schema(item_schema: type[Schema]) -> type[Schema]:
@@ -43,5 +62,6 @@ def page_schema(item_schema: type[Schema]) -> type[Schema]:
         {
             "items": fields.List(fields.Nested(item_schema)),
             "pagination": fields.Nested(PaginationSchema, data_key="_pagination"),
+            "classifications": classifications_field(),
         },
     )

@@ -3,17 +3,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates
+from marshmallow import ValidationError, fields, post_load, validate, validates
 
 from ..crypto import HASH_ALGORITHMS
 from ..models import POLICY_TYPES
-from .common import CreateSchema, ExtId, TrackedSchema
+from .common import CreateSchema, ExtId, InputSchema, TrackedSchema, Version
 
 MAX_MILLISECONDS = 100 * 365 * 24 * 3600 * 1000  # a hundred years
 # What a policy's parameters may hold (contract section 8).
 MAX_PARAMETERS = 64
 MAX_PARAMETER_NAME = 64
 MAX_PARAMETER_VALUE = 1024
+DESCRIPTION_MAX = 4000
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], None]:
@@ -71,14 +72,8 @@ class PolicyParameters(fields.Dict):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class PolicyCreateSchema(CreateSchema):
-    extId = ExtId(attribute="ext_id")
-    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
-    policyType = fields.String(
-        attribute="policy_type", required=True, validate=validate.OneOf(POLICY_TYPES)
-    )
-    defaultPolicy = fields.Boolean(attribute="default_policy", allow_none=True)
-    parameters = PolicyParameters(allow_none=True)
+class KnownParameters:
+    """Mixin: the parameters the service acts on hold values it can act on."""
 
     @validates("parameters")
     def check_known_parameters(self, parameters: dict[str, str] | None, **kwargs: Any) -> None:
@@ -95,9 +90,39 @@ class PolicyCreateSchema(CreateSchema):
             raise ValidationError(problems)
 
 
+class PolicyCreateSchema(KnownParameters, CreateSchema):
+    extId = ExtId(attribute="ext_id")
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
+    policyType = fields.String(
+        attribute="policy_type", required=True, validate=validate.OneOf(POLICY_TYPES)
+    )
+    defaultPolicy = fields.Boolean(attribute="default_policy", allow_none=True)
+    parameters = PolicyParameters(allow_none=True)
+    # nevisIDM's create body has it; a new policy starts at version 1 whatever is sent.
+    version = Version(load_only=True, allow_none=True)
+
+    @post_load
+    def ignore_version(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        data.pop("version", None)
+        return data
+
+
+class PolicyUpdateSchema(KnownParameters, InputSchema):
+    """A policy's PATCH: fields left out are left as they are; ``parameters`` replaces every
+    parameter; ``version``, when sent, must be the current one (409 otherwise)."""
+
+    version = Version()
+    name = fields.String(validate=validate.Length(min=1, max=255))
+    description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
+    defaultPolicy = fields.Boolean(attribute="default_policy")
+    parameters = PolicyParameters()
+
+
 class PolicySchema(TrackedSchema):
     clientExtId = fields.String(attribute="client.ext_id")
     name = fields.String()
+    description = fields.String(allow_none=True)
     policyType = fields.String(attribute="policy_type", metadata={"enum": list(POLICY_TYPES)})
     defaultPolicy = fields.Boolean(attribute="is_default")
     parameters = fields.Dict(keys=fields.String(), values=fields.String())

@@ -8,7 +8,7 @@ from marshmallow import fields
 
 from ..models import TICKET, TYPE_NAMES, VASCO, Credential
 from .common import OutputSchema
-from .pagination import PaginationSchema
+from .pagination import PaginationSchema, classifications_field
 from .tickets import TicketCredentialSchema
 from .vasco import VascoCredentialSchema
 
@@ -29,3 +29,4 @@ class AnyCredential(fields.Field):
 class UserCredentialPageSchema(OutputSchema):
     items = fields.List(AnyCredential())
     pagination = fields.Nested(PaginationSchema, data_key="_pagination")
+    classifications = classifications_field()

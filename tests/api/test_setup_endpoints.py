@@ -84,30 +84,30 @@ def test_unknown_client_is_404(client, admin):
 # -- users ---------------------------------------------------------------------------------
 
 
-def test_create_user_with_every_field(client, admin, acme):
+def test_create_user_returns_it_with_location(client, admin, acme):
     response = client.post(
         f"{CORE}/acme/users",
         json={
             "extId": "carol",
             "loginId": "carol@acme",
             "name": {"firstName": "Carol", "familyName": "Jones"},
-            "email": "carol@acme.example",
+            "contacts": {"email": "carol@acme.example"},
         },
         headers=admin,
     )
     assert response.status_code == 201, response.json
     body = response.json
     assert body["extId"] == "carol" and body["clientExtId"] == "acme"
-    assert body["name"] == {"firstName": "Carol", "familyName": "Jones"}
-    assert body["email"] == "carol@acme.example" and body["version"] == 1
+    assert body["name"] == {"title": None, "firstName": "Carol", "familyName": "Jones"}
+    assert body["contacts"]["email"] == "carol@acme.example" and body["version"] == 1
     assert response.headers["Location"] == f"{CORE}/acme/users/carol"
     assert client.get(f"{CORE}/acme/users/carol", headers=admin).json == body
 
 
 def test_user_without_optional_fields_shows_nulls(client, admin, acme):
     body = client.post(f"{CORE}/acme/users", json={"loginId": "dave"}, headers=admin).json
-    assert body["name"] == {"firstName": None, "familyName": None}
-    assert body["email"] is None
+    assert body["name"] == {"title": None, "firstName": None, "familyName": None}
+    assert body["contacts"] == dict.fromkeys(["email", "mobile", "telephone", "telefax"])
     assert str(uuid.UUID(body["extId"])) == body["extId"]
 
 
@@ -132,7 +132,8 @@ def test_login_id_is_unique_per_client_only(client, admin, acme):
     ("body", "fields"),
     [
         ({}, ["loginId"]),
-        ({"loginId": "x", "email": "not-an-email"}, ["email"]),
+        ({"loginId": "x", "contacts": {"email": "not-an-email"}}, ["contacts.email"]),
+        ({"loginId": "x", "email": "carol@acme.example"}, ["email"]),
         ({"loginId": "x", "name": {"middleName": "Q"}}, ["name.middleName"]),
         ({"loginId": "x", "name": "Carol"}, ["name"]),
         ({"loginId": ["x"]}, ["loginId"]),

@@ -29,7 +29,7 @@ def test_lists_every_credential_of_the_user_in_its_own_representation(client, ad
 
     assert response.status_code == 200
     body = response.json
-    assert body["_pagination"] == {"continuationToken": None, "limit": 100}
+    assert body["_pagination"] == {"continuationToken": None, "limit": 100, "totalResult": None}
     by_ext_id = {item["extId"]: item for item in body["items"]}
     assert set(by_ext_id) == {wallet["ticket"]["extId"], "dp-1", "dp-2"}
     ticket = by_ext_id[wallet["ticket"]["extId"]]
@@ -55,7 +55,11 @@ def test_a_paged_walk_returns_each_credential_once(client, admin, wallet):
 
 def test_a_user_without_credentials_has_an_empty_list(client, admin, acme):
     body = client.get(LIST_URL, headers=admin).json
-    assert body == {"items": [], "_pagination": {"continuationToken": None, "limit": 100}}
+    assert body == {
+        "items": [],
+        "_pagination": {"continuationToken": None, "limit": 100, "totalResult": None},
+        "_classifications": {},
+    }
 
 
 def test_unassigned_credentials_leave_the_list(client, admin, wallet):
@@ -111,3 +115,11 @@ def test_listing_costs_a_fixed_number_of_statements(client, admin, wallet, app):
     assert count_statements(app, lambda: client.get(LIST_URL, headers=admin)) == first
     # the user with its client, the page, its VASCO blocks (the principal is cached)
     assert first == 3
+
+
+def test_the_total_is_counted_when_asked(client, admin, acme):
+    client.post(f"{CORE}/acme/users/alice/ticket", json={}, headers=admin)
+    url = f"{CORE}/acme/users/alice/credentials?limit=0&returnTotalResultCount=true"
+    body = client.get(url, headers=admin).json
+    assert body["_pagination"] == {"continuationToken": None, "limit": 100, "totalResult": 1}
+    assert body["_classifications"] == {}

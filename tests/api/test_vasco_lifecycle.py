@@ -110,12 +110,20 @@ def test_list_holds_only_this_clients_vasco_credentials(client, admin, vasco):
     create_vasco(client, admin, "globex", extId="theirs")
 
     page = client.get(VASCO_URL, headers=admin).json
-    assert page == {"items": [vasco], "_pagination": {"continuationToken": None, "limit": 100}}
+    assert page == {
+        "items": [vasco],
+        "_pagination": {"continuationToken": None, "limit": 100, "totalResult": None},
+        "_classifications": {},
+    }
 
 
 def test_a_client_without_vasco_credentials_lists_an_empty_page(client, admin, acme):
     page = client.get(VASCO_URL, headers=admin).json
-    assert page == {"items": [], "_pagination": {"continuationToken": None, "limit": 100}}
+    assert page == {
+        "items": [],
+        "_pagination": {"continuationToken": None, "limit": 100, "totalResult": None},
+        "_classifications": {},
+    }
 
 
 @pytest.mark.parametrize(
@@ -228,7 +236,6 @@ def test_stale_version_is_409_and_changes_nothing(client, admin, vasco, app):
 @pytest.mark.parametrize(
     ("body", "status", "field"),
     [
-        ({"stateName": "active"}, 422, "version"),
         ({"version": 0}, 422, "version"),
         ({"version": 1, "vascoTokens": []}, 422, "vascoTokens"),
         ({"version": 1, "vascoTokens": None}, 422, "vascoTokens"),
@@ -422,3 +429,23 @@ def test_returned_blocks_decode_to_what_was_sent(client, admin, acme):
     create_vasco(client, admin, extId="token-1", vascoTokens=sent)
     returned = client.get(TOKEN_URL, headers=admin).json["vascoTokens"]
     assert base64.b64decode(returned[0]["data"]) == raw
+
+
+def test_patch_without_version_applies_to_the_current_version(client, admin, vasco):
+    assert patch(client, admin, {"modificationComment": "first"}).status_code == 200
+    response = patch(client, admin, {"stateName": "active"})
+
+    assert response.status_code == 200, response.json
+    assert response.json["version"] == 3
+    assert response.json["modificationComment"] == "first"
+    assert response.json["stateName"] == "active"
+
+
+def test_list_with_limit_0_and_total_result_count(client, admin, vasco):
+    create_vasco(client, admin, extId="token-2")
+    page = client.get(f"{VASCO_URL}?limit=0&returnTotalResultCount=true", headers=admin).json
+    assert [item["extId"] for item in page["items"]] == ["token-1", "token-2"]
+    assert page["_pagination"] == {"continuationToken": None, "limit": 100, "totalResult": 2}
+    first = client.get(f"{VASCO_URL}?limit=1&returnTotalResultCount=true", headers=admin).json
+    assert [item["extId"] for item in first["items"]] == ["token-1"]
+    assert first["_pagination"]["totalResult"] == 2

@@ -115,5 +115,5 @@ def test_a_year_before_1000_is_written_with_four_digits(client, admin, ticket):
 
 def test_a_user_without_name_or_email_shows_nulls(client, admin, acme):
     response = client.get(f"{CORE}/acme/users/alice", headers=admin)
-    assert response.json["name"] == {"firstName": None, "familyName": None}
-    assert response.json["email"] is None
+    assert response.json["name"] == {"title": None, "firstName": None, "familyName": None}
+    assert response.json["contacts"]["email"] is None

@@ -47,13 +47,19 @@ CORE = "/nevisidm/api/core/v1"
 # (client-123, user-123, ...) and the dictionaries of schemathesis.toml name.
 SEED_DATA = [
     ("POST", "/clients", {"extId": "client-123", "name": "Fuzz"}),
+    # Taken by DELETE /clients/{clientExtId} alone (schemathesis.toml).
+    ("POST", "/clients", {"extId": "client-456", "name": "Fuzz deleted"}),
     *(
         ("POST", "/client-123/users", {"extId": ext_id, "loginId": ext_id})
-        for ext_id in ("user-123", "user-456")
+        for ext_id in ("user-123", "user-456", "user-789", "user-790")
     ),
     *(
         ("POST", "/client-123/policies", {"extId": ext_id, "name": ext_id, "policyType": kind})
-        for ext_id, kind in (("policy-123", "TicketPolicy"), ("policy-456", "VascoPolicy"))
+        for ext_id, kind in (
+            ("policy-123", "TicketPolicy"),
+            ("policy-456", "VascoPolicy"),
+            ("policy-789", "TicketPolicy"),
+        )
     ),
     *(
         ("POST", f"/client-123/users/{user}/ticket", {"identification": "fuzz"})
