@@ -17,9 +17,19 @@ OPERATION_IDS = {
     ("POST", f"{CORE}/clients"): "createClient",
     ("GET", f"{CORE}/clients/{{clientExtId}}"): "getClient",
     ("POST", f"{CORE}/{{clientExtId}}/users"): "createUser",
+    ("GET", f"{CORE}/clients"): "listClients",
+    ("PATCH", f"{CORE}/clients/{{clientExtId}}"): "updateClient",
+    ("DELETE", f"{CORE}/clients/{{clientExtId}}"): "deleteClient",
+    ("GET", f"{CORE}/clients/{{clientExtId}}/users"): "listUsers",
+    ("GET", f"{CORE}/clients/{{clientExtId}}/policies"): "listPolicies",
     ("GET", f"{CORE}/{{clientExtId}}/users/{{userExtId}}"): "getUser",
+    ("PATCH", f"{CORE}/{{clientExtId}}/users/{{userExtId}}"): "updateUser",
+    ("DELETE", f"{CORE}/{{clientExtId}}/users/{{userExtId}}"): "deleteUser",
+    ("POST", f"{CORE}/{{clientExtId}}/users/{{userExtId}}/archive"): "archiveUser",
     ("POST", f"{CORE}/{{clientExtId}}/policies"): "createPolicy",
     ("GET", f"{CORE}/{{clientExtId}}/policies/{{policyExtId}}"): "getPolicy",
+    ("PATCH", f"{CORE}/{{clientExtId}}/policies/{{policyExtId}}"): "updatePolicy",
+    ("DELETE", f"{CORE}/{{clientExtId}}/policies/{{policyExtId}}"): "deletePolicy",
     ("POST", f"{CORE}/{{clientExtId}}/users/{{userExtId}}/ticket"): "createTicket",
     ("GET", f"{CORE}/{{clientExtId}}/users/{{userExtId}}/ticket"): "getTicket",
     ("PATCH", f"{CORE}/{{clientExtId}}/users/{{userExtId}}/ticket"): "updateTicket",
@@ -51,17 +61,31 @@ CREATED_LINKS = {
         target: {"clientExtId": BODY}
         for target in (
             "getClient",
+            "updateClient",
+            "deleteClient",
             "createUser",
+            "listUsers",
             "createPolicy",
+            "listPolicies",
             "listVascoCredentials",
             "createVascoCredential",
         )
     },
     "createUser": {
         target: {"clientExtId": CLIENT, "userExtId": BODY}
-        for target in ("getUser", "createTicket", "listUserCredentials")
+        for target in (
+            "getUser",
+            "updateUser",
+            "deleteUser",
+            "archiveUser",
+            "createTicket",
+            "listUserCredentials",
+        )
     },
-    "createPolicy": {"getPolicy": {"clientExtId": CLIENT, "policyExtId": BODY}},
+    "createPolicy": {
+        target: {"clientExtId": CLIENT, "policyExtId": BODY}
+        for target in ("getPolicy", "updatePolicy", "deletePolicy")
+    },
     "createTicket": {
         target: {"clientExtId": CLIENT, "userExtId": USER}
         for target in ("getTicket", "updateTicket", "deleteTicket", "resetTicket", "verifyTicket")
