@@ -177,7 +177,7 @@ class TicketRepository(CredentialRepository):
         credential_id = self.write(
             write,
             lambda: self._explain_conflict(
-                user_id, user_ext_id, client_ext_id, credential_row["ext_id"]
+                user_id, user_ext_id, client_ext_id, credential_row["ext_id"], policy
             ),
             single_statement=postgresql,
         )
@@ -318,8 +318,10 @@ class TicketRepository(CredentialRepository):
         return ticket
 
     def _explain_conflict(
-        self, user_id: int, user_ext_id: str, client_ext_id: str, ext_id: str
+        self, user_id: int, user_ext_id: str, client_ext_id: str, ext_id: str, policy: Policy
     ) -> ApiError:
+        """Which rule the create broke: one ticket per user, a taken extId, or (the user or
+        the policy deleted while it ran) a row it refers to that is gone."""
         has_ticket = self.session.scalar(
             select(Credential.id).where(Credential.user_id == user_id, Credential.kind == TICKET)
         )
@@ -327,7 +329,18 @@ class TicketRepository(CredentialRepository):
             return TicketExists(
                 f"User '{user_ext_id}' in client '{client_ext_id}' already has a ticket credential"
             )
-        return DuplicateValue(
-            f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",
-            field="extId",
+        taken = self.session.scalar(
+            select(Credential.id).where(
+                Credential.client_id
+                == select(User.client_id).where(User.id == user_id).scalar_subquery(),
+                Credential.ext_id == ext_id,
+            )
         )
+        if taken is not None:
+            return DuplicateValue(
+                f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",
+                field="extId",
+            )
+        if self.session.get(User, user_id) is None:
+            return NoRecord(f"No user '{user_ext_id}' in client '{client_ext_id}'")
+        return NoRecord(f"No policy '{policy.ext_id}' in client '{client_ext_id}'")

@@ -25,7 +25,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ..crypto import secret_box
 from ..domain import credentials as rules
 from ..errors import ApiError, DuplicateValue, InvalidData, NoRecord, VascoExists
-from ..models import VASCO, VASCO_POLICY, Client, Credential, VascoCredential, VascoTokenBlock
+from ..models import (
+    VASCO,
+    VASCO_POLICY,
+    Client,
+    Credential,
+    Policy,
+    VascoCredential,
+    VascoTokenBlock,
+)
 from ..models.types import utcnow
 from ..storage import Prepared, insert_row
 from .clients import ClientRepository
@@ -162,7 +170,9 @@ class VascoRepository(CredentialRepository):
 
         credential_id = self.write(
             write,
-            lambda: self._explain_conflict(client_id, client_ext_id, credential_row["ext_id"]),
+            lambda: self._explain_conflict(
+                client_id, client_ext_id, credential_row["ext_id"], policy
+            ),
             single_statement=postgresql,
         )
         credential = committed_credential(
@@ -309,7 +319,11 @@ class VascoRepository(CredentialRepository):
             blocks.append(block)
         return blocks
 
-    def _explain_conflict(self, client_id: int, client_ext_id: str, ext_id: str) -> ApiError:
+    def _explain_conflict(
+        self, client_id: int, client_ext_id: str, ext_id: str, policy: Policy
+    ) -> ApiError:
+        """Which rule the create broke: a taken extId, or (the client or the policy deleted
+        while it ran) a row it refers to that is gone."""
         holder_kind = self.session.scalar(
             select(Credential.kind).where(
                 Credential.client_id == client_id, Credential.ext_id == ext_id
@@ -321,7 +335,11 @@ class VascoRepository(CredentialRepository):
                 f"'{client_ext_id}'",
                 field="extId",
             )
-        return DuplicateValue(
-            f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",
-            field="extId",
-        )
+        if holder_kind is not None:
+            return DuplicateValue(
+                f"A credential with extId '{ext_id}' already exists in client '{client_ext_id}'",
+                field="extId",
+            )
+        if self.session.get(Client, client_id) is None:
+            return NoRecord(f"No client '{client_ext_id}'")
+        return NoRecord(f"No policy '{policy.ext_id}' in client '{client_ext_id}'")

@@ -328,3 +328,40 @@ def test_twenty_simultaneous_creates_for_one_user_give_one_ticket(client, admin,
     assert Counter(results) == {(201, None): 1, (422, "errors.ticketExists"): 19}
     with app.app_context():
         assert db.session.scalar(text("SELECT count(*) FROM ticket_credentials")) == 1
+
+
+@pytest.mark.parametrize(
+    ("deleted", "message"),
+    [
+        ("DELETE FROM users WHERE ext_id = 'alice'", "No user 'alice' in client 'acme'"),
+        ("DELETE FROM policies WHERE ext_id = 'gone-policy'", "No policy 'gone-policy'"),
+    ],
+    ids=["user", "policy"],
+)
+def test_a_user_or_policy_deleted_while_the_ticket_is_created_is_404(
+    client, admin, acme, app, monkeypatch, deleted, message
+):
+    from app.repositories import tickets
+
+    created = client.post(
+        f"{CORE}/acme/policies",
+        json={"extId": "gone-policy", "name": "Gone", "policyType": "TicketPolicy"},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    value = tickets.new_ticket_value
+
+    def deleted_meanwhile() -> str:
+        # After the user and the policy were read, before the ticket's rows are written.
+        with db.engine.begin() as connection:
+            connection.execute(text(deleted))
+        return value()
+
+    monkeypatch.setattr(tickets, "new_ticket_value", deleted_meanwhile)
+    response = client.post(TICKET_URL, json={"policyExtId": "gone-policy"}, headers=admin)
+
+    assert response.status_code == 404, response.json
+    assert response.json["errors"][0]["code"] == "errors.noRecord"
+    assert response.json["errors"][0]["message"].startswith(message)
+    with app.app_context():
+        assert db.session.scalar(text("SELECT count(*) FROM credentials")) == 0
