@@ -43,6 +43,28 @@ def policy_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def pool_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``/{client_ext_id}``, for a new VASCO credential in the client's pool: the view gets
+    ``client``, its id, extId and default policies."""
+
+    @wraps(view)
+    def wrapper(*args: Any, client_ext_id: str, **kwargs: Any) -> Any:
+        return view(*args, client=ClientRepository().of_new_credential(client_ext_id), **kwargs)
+
+    return wrapper
+
+
+def owner_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
+    """``/{client_ext_id}/users/{user_ext_id}``, for a new credential of the user: the view
+    gets ``user``, its id and extId, with its client's id, extId and default policies."""
+
+    @wraps(view)
+    def wrapper(*args: Any, client_ext_id: str, user_ext_id: str, **kwargs: Any) -> Any:
+        return view(*args, user=UserRepository().owner(client_ext_id, user_ext_id), **kwargs)
+
+    return wrapper
+
+
 def user_in_path(view: Callable[..., Any]) -> Callable[..., Any]:
     """``/{client_ext_id}/users/{user_ext_id}``: the view gets ``user``, with its client and
     the client's default policies."""

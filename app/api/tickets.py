@@ -20,7 +20,7 @@ from ..schemas.tickets import (
 )
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import ticket_in_path, user_in_path
+from .path import owner_in_path, ticket_in_path
 from .responses import resource_location
 
 blp = Blueprint("tickets", __name__, url_prefix=CORE_PREFIX, description="Ticket credentials")
@@ -36,7 +36,7 @@ def ticket_location(ticket) -> str:
 
 @blp.route(TICKET_PATH, methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE)
-@user_in_path
+@owner_in_path
 @blp.arguments(TicketCreateSchema)
 @blp.response(201, IssuedTicketSchema, description="Ticket credential created successfully")
 @blp.error_response(

@@ -10,7 +10,7 @@ from ..schemas.pagination import PageQuerySchema, page_schema
 from ..schemas.vasco import VascoCreateSchema, VascoCredentialSchema, VascoUpdateSchema
 from . import CORE_PREFIX
 from .blueprint import Blueprint
-from .path import client_in_path, vasco_in_path
+from .path import client_in_path, pool_in_path, vasco_in_path
 from .responses import resource_location
 
 blp = Blueprint(
@@ -22,7 +22,7 @@ VASCO_PATH = "/<client_ext_id>/vasco/<vasco_ext_id>"
 
 @blp.route("/<client_ext_id>/vasco", methods=["POST"])
 @require_permissions(CREDENTIAL_CREATE, CREDENTIAL_VIEW)
-@client_in_path
+@pool_in_path
 @blp.arguments(VascoCreateSchema)
 @blp.response(201, VascoCredentialSchema, description="VASCO credential created successfully")
 @blp.error_response(

@@ -41,13 +41,35 @@ def _client_statement(default_policies: ColumnElement[bool]) -> Select:
 _CLIENT = with_default_policies(_client_statement)
 
 
-def client_from_rows(rows: list[tuple], start: int = 0) -> Client:
+# What a new credential needs of its client (its id, and its extId for the response's
+# Location): the rest of the row is not read for it.
+CLIENT_OF_CREDENTIAL_COLUMNS = ("id", "ext_id")
+
+
+def _client_of_credential_statement(default_policies: ColumnElement[bool]) -> Select:
+    clients, policies = Client.__table__, Policy.__table__
+    return (
+        select(
+            *(clients.c[name] for name in CLIENT_OF_CREDENTIAL_COLUMNS),
+            *(policies.c[name] for name in TERMS_COLUMNS),
+        )
+        .outerjoin(policies, default_policies)
+        .where(clients.c.ext_id == bindparam("client_ext_id"))
+    )
+
+
+_CLIENT_OF_CREDENTIAL = with_default_policies(_client_of_credential_statement)
+
+
+def client_from_rows(
+    rows: list[tuple], start: int = 0, columns: tuple[str, ...] = CLIENT_COLUMNS
+) -> Client:
     """The client whose columns begin at ``start`` in ``rows`` (read with the terms of its
     default policies right after them, one row per policy; the columns before the terms are
     read from the first row only, the others may hold them unconverted: ``Prepared.all``'s
     ``repeated``), detached from the session, with the terms of its ``default_policies``."""
-    end = start + len(CLIENT_COLUMNS)
-    client = detached_from_row(Client, dict(zip(CLIENT_COLUMNS, rows[0][start:end], strict=True)))
+    end = start + len(columns)
+    client = detached_from_row(Client, dict(zip(columns, rows[0][start:end], strict=True)))
     client.default_policies = default_policies_from(rows, end)
     return client
 
@@ -71,6 +93,16 @@ class ClientRepository(Repository):
         with self.changing(lambda: self._explain_conflict(client)) as session:
             session.add_all([client, *default_policies])
         return client
+
+    def of_new_credential(self, ext_id: str) -> Client:
+        """The client as a new credential needs it: its id and extId (other columns not
+        loaded) and its ``default_policies``, detached, in one read."""
+        rows = _CLIENT_OF_CREDENTIAL.all(
+            self.work, {"client_ext_id": ext_id}, repeated=len(CLIENT_OF_CREDENTIAL_COLUMNS)
+        )
+        if not rows:
+            raise NoRecord(f"No client '{ext_id}'")
+        return client_from_rows(rows, columns=CLIENT_OF_CREDENTIAL_COLUMNS)
 
     def get(self, ext_id: str) -> Client:
         """The client, detached from the session, in one read with the terms of its default

@@ -15,7 +15,12 @@ from ..models import TICKET, VASCO, Client, Credential, Policy, TicketCredential
 from ..models.types import utcnow
 from ..storage import column_keys, detached_from_row
 from .base import Repository, new_ext_id
-from .clients import CLIENT_COLUMNS, ClientRepository, client_from_rows
+from .clients import (
+    CLIENT_COLUMNS,
+    CLIENT_OF_CREDENTIAL_COLUMNS,
+    ClientRepository,
+    client_from_rows,
+)
 from .pagination import Page, keyset_page
 from .policies import TERMS_COLUMNS, with_default_policies
 
@@ -40,6 +45,29 @@ def _user_with_client_statement(default_policies: ColumnElement[bool]) -> Select
 # Every request about a user reads it through this.
 _USER_WITH_CLIENT = with_default_policies(_user_with_client_statement)
 
+# What a new credential needs of its user: the rest of the row is not read for it.
+OWNER_COLUMNS = ("id", "ext_id", "client_id")
+
+
+def _owner_statement(default_policies: ColumnElement[bool]) -> Select:
+    users, clients, policies = User.__table__, Client.__table__, Policy.__table__
+    return (
+        select(
+            *(users.c[name] for name in OWNER_COLUMNS),
+            *(clients.c[name] for name in CLIENT_OF_CREDENTIAL_COLUMNS),
+            *(policies.c[name] for name in TERMS_COLUMNS),
+        )
+        .join_from(users, clients, users.c.client_id == clients.c.id)
+        .outerjoin(policies, default_policies)
+        .where(
+            clients.c.ext_id == bindparam("client_ext_id"),
+            users.c.ext_id == bindparam("user_ext_id"),
+        )
+    )
+
+
+_OWNER = with_default_policies(_owner_statement)
+
 
 class UserRepository(Repository):
     def create(
@@ -51,6 +79,23 @@ class UserRepository(Repository):
         )
         with self.changing(lambda: self._explain_conflict(client, user)) as session:
             session.add(user)
+        set_committed_value(user, "client", client)
+        return user
+
+    def owner(self, client_ext_id: str, user_ext_id: str) -> User:
+        """The user as a new credential of theirs needs them: id and extId, with their
+        client's id, extId and ``default_policies`` (other columns not loaded), detached,
+        in one read; NoRecord names what is missing."""
+        rows = _OWNER.all(
+            self.work,
+            {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id},
+            repeated=len(OWNER_COLUMNS) + len(CLIENT_OF_CREDENTIAL_COLUMNS),
+        )
+        if not rows:
+            ClientRepository().get(client_ext_id)
+            raise NoRecord(f"No user '{user_ext_id}' in client '{client_ext_id}'")
+        user = detached_from_row(User, dict(zip(OWNER_COLUMNS, rows[0], strict=False)))
+        client = client_from_rows(rows, len(OWNER_COLUMNS), CLIENT_OF_CREDENTIAL_COLUMNS)
         set_committed_value(user, "client", client)
         return user
 
