@@ -85,9 +85,12 @@ def timed_post(app: Flask, path: str, body, headers) -> tuple[int, dict, float]:
 
 
 @pytest.fixture
-def impatient(database_url) -> Flask:
+def impatient(database_url) -> Iterator[Flask]:
     sqlite_file(database_url)
-    return make_app(database_url, SQLITE_BUSY_TIMEOUT=BUSY_TIMEOUT)
+    app = make_app(database_url, SQLITE_BUSY_TIMEOUT=BUSY_TIMEOUT)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.mark.parametrize("holder", [writers_queue_held, sqlite_write_lock_held])
@@ -261,9 +264,11 @@ def test_gunicorn_refuses_to_start_with_a_busy_timeout_at_its_worker_timeout(
 def test_production_syncs_every_commit(database_url, app_env, synchronous):
     sqlite_file(database_url)
     app = make_app(database_url, APP_ENV=app_env)
-    with app.app_context(), db.engine.connect() as connection:
-        # 2 is FULL: each commit waits for its fsync; 1 is NORMAL.
-        assert connection.execute(text("PRAGMA synchronous")).scalar() == synchronous
+    with app.app_context():
+        with db.engine.connect() as connection:
+            # 2 is FULL: each commit waits for its fsync; 1 is NORMAL.
+            assert connection.execute(text("PRAGMA synchronous")).scalar() == synchronous
+        db.engine.dispose()
 
 
 @pytest.fixture

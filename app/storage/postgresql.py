@@ -93,11 +93,14 @@ def configure_postgresql(engine: Engine, answer_within: float) -> None:
     """Connections that wait ``answer_within`` seconds at most for each answer, and the
     check of a connection that has been idle in the pool."""
 
-    @event.listens_for(engine, "do_connect")
-    def with_deadlines(dialect, connection_record, cargs, cparams):
+    def connect(*cargs: Any, **cparams: Any) -> DeadlineConnection:
         connection = DeadlineConnection.connect(*cargs, **cparams)
         connection.answer_within = answer_within
         return connection
+
+    # The dialect's own connect (psycopg.connect), made with the service's class; "do_connect"
+    # listeners (tests simulate an unreachable server with one) still come first.
+    engine.dialect.connect = connect
 
     @event.listens_for(engine, "checkin")
     def remember_checkin(dbapi_connection, connection_record):
