@@ -244,6 +244,30 @@ def test_a_stalled_database_ends_each_request_in_503_and_the_service_recovers(
             db.engine.dispose()
 
 
+def test_after_one_wait_ran_out_the_next_ones_wait_a_second(database_url, proxy):
+    # A request may hold two connections: a stalled server costs it one deadline, not two.
+    app = make_app(through(proxy, database_url), POSTGRES_STATEMENT_TIMEOUT=2)
+    with app.app_context():
+        engine = db.engine
+    first, second = engine.raw_connection(), engine.raw_connection()
+    try:
+        proxy.stall()
+        timings = []
+        for connection in (first, second):
+            cursor = connection.cursor()
+            started = time.monotonic()
+            with pytest.raises(Exception, match="did not answer within"):
+                cursor.execute("SELECT 1")
+            timings.append(time.monotonic() - started)
+        assert 2.9 < timings[0] < 4  # the statement limit and a second
+        assert 0.9 < timings[1] < 1.9
+    finally:
+        proxy.restore()
+        first.invalidate()
+        second.invalidate()
+        engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("limits", "error"),
     [

@@ -37,7 +37,7 @@ PING_AFTER_IDLE_SECONDS = 1.0
 # The answer to a ping is awaited this long at most: a ping that goes unanswered, and the
 # new connection the pool then makes (connect_timeout), stay within a request's bound.
 PING_ANSWER_SECONDS = 2.0
-# After a wait went unanswered, the process's waits that begin within the next
+# After a wait went unanswered, the engine's waits that begin within the next
 # ``answer_within`` seconds are given this long at most: a request that held two
 # connections (its own and the ORM session's) waits out a stalled server once, not twice.
 # A server that answers again answers within it.
@@ -46,9 +46,10 @@ _CHECKED_IN = "nevisidm.checked_in"
 
 
 class _Stall:
-    """When a wait for the server last went unanswered, in this process."""
+    """When a wait for the server last went unanswered, on any connection of one engine."""
 
-    last = -math.inf
+    def __init__(self) -> None:
+        self.last = -math.inf
 
 
 class DeadlineConnection(psycopg.Connection):
@@ -60,18 +61,19 @@ class DeadlineConnection(psycopg.Connection):
     (``connect_timeout`` bounds it). ``tests/test_faults.py`` stalls a server under it."""
 
     answer_within: float | None = None
+    stall = _Stall()  # the engine's (configure_postgresql)
 
     def wait(self, gen: Any, *args: Any, **kwargs: Any) -> Any:
         limit = self.answer_within
         if limit is None or kwargs.get("timeout") is not None:
             return super().wait(gen, *args, **kwargs)
-        if time.monotonic() - _Stall.last < limit:
+        if time.monotonic() - self.stall.last < limit:
             limit = min(limit, STALLED_ANSWER_SECONDS)
         kwargs["timeout"] = limit
         try:
             return super().wait(gen, *args, **kwargs)
         except errors._WaitTimeout:
-            _Stall.last = time.monotonic()
+            self.stall.last = time.monotonic()
             # The exchange with the server stopped half-way: the connection cannot be used
             # again. Closed, it counts as disconnected, and the pool discards it.
             self.pgconn.finish()
@@ -93,9 +95,12 @@ def configure_postgresql(engine: Engine, answer_within: float) -> None:
     """Connections that wait ``answer_within`` seconds at most for each answer, and the
     check of a connection that has been idle in the pool."""
 
+    stall = _Stall()
+
     def connect(*cargs: Any, **cparams: Any) -> DeadlineConnection:
         connection = DeadlineConnection.connect(*cargs, **cparams)
         connection.answer_within = answer_within
+        connection.stall = stall
         return connection
 
     # The dialect's own connect (psycopg.connect), made with the service's class; "do_connect"
