@@ -67,7 +67,7 @@ def test_app_has_no_import_cycle():
         state[name] = "open"
         for imported in sorted(GRAPH[name]):
             if state.get(imported) == "open":
-                cycles.append(path[path.index(imported) :] + [imported])
+                cycles.append([*path[path.index(imported) :], imported])
             elif imported not in state:
                 visit(imported, [*path, imported])
         state[name] = "done"
@@ -132,7 +132,7 @@ def test_no_test_module_imports_another():
     imports = []
     for path in (ROOT / "tests").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests."):
-                if node.module != "tests.support":
-                    imports.append(f"{path.relative_to(ROOT)}: {node.module}")
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if module.startswith("tests.") and module != "tests.support":
+                imports.append(f"{path.relative_to(ROOT)}: {module}")
     assert imports == []
