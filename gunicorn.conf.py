@@ -18,8 +18,15 @@ from gunicorn import glogging
 if os.environ.get("BIND"):
     bind = [address.strip() for address in os.environ["BIND"].split(",")]
 workers = int(os.environ.get("WEB_CONCURRENCY", 2))
-worker_class = "sync"
-# A request that takes longer than this is stuck: its worker is replaced.
+# Each worker serves GUNICORN_THREADS requests at once, on threads: requests waiting on a
+# stalled database leave threads free for /health/live and for requests that need no
+# database (docs/decisions.md, "Time limits"). More than 8 per worker, so that a worker that
+# took 8 such requests still answers: the workers share out new connections by chance.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 10))
+# A worker whose main loop stops (it no longer takes new connections) for this long is
+# replaced. Every wait on the database has a limit below it (app/config.py, checked in
+# post_worker_init), so a request ends in 503 before.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 # On SIGTERM, finish the requests in flight for up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", 30))
@@ -109,6 +116,14 @@ GC_GENERATION0_THRESHOLD = int(os.environ.get("GC_GENERATION0_THRESHOLD", 10_000
 
 def post_worker_init(worker):
     import gc
+
+    from app.config import TIME_LIMITS, check_time_limits
+
+    # The app is loaded: a time limit at or above the worker timeout stops start-up. (Not
+    # for another app served with these settings: bench/'s reference.)
+    config = getattr(worker.wsgi, "config", {})
+    if all(name in config for name in TIME_LIMITS):
+        check_time_limits(config, worker.cfg.timeout)
 
     gc.collect()
     gc.freeze()

@@ -8,7 +8,6 @@ Checks run in the contract's order: authentication (401), the permissions (403
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -169,19 +168,18 @@ class BootstrapPrincipal:
 
     def __init__(self, app: Flask) -> None:
         self._done = False
-        self._lock = threading.Lock()
         app.extensions[self.EXTENSION] = self
 
     def ensure(self) -> None:
         if self._done:
             return
-        with self._lock:
-            if self._done:
-                return
-            PrincipalRepository().upsert(
-                name=BOOTSTRAP_PRINCIPAL,
-                key=current_app.config["BOOTSTRAP_API_KEY"],
-                permissions=list(PERMISSIONS),
-                client_ext_ids=None,
-            )
-            self._done = True
+        # Requests that meet here (a worker's threads, at its start) each run the upsert,
+        # which is idempotent: none waits behind another's, which may take as long as the
+        # database's time limits while it is down.
+        PrincipalRepository().upsert(
+            name=BOOTSTRAP_PRINCIPAL,
+            key=current_app.config["BOOTSTRAP_API_KEY"],
+            permissions=list(PERMISSIONS),
+            client_ext_ids=None,
+        )
+        self._done = True

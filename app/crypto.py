@@ -111,7 +111,8 @@ def load_or_create_key_file(path: Path) -> bytes:
     Several workers may start at once: the file is created exclusively, and whoever loses
     the race reads the winner's key.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # The folder and the key are their owner's alone.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -3,6 +3,7 @@ import logging
 from flask import current_app
 
 from alembic import context
+from app.storage.engine import migration_connection
 
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
@@ -86,7 +87,9 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    # No statement limit for a migration (app/storage/engine.py): it may build an index
+    # over a large table.
+    with connectable.connect() as connection, migration_connection(connection):
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -132,7 +132,7 @@ def test_no_test_module_imports_another():
     imports = []
     for path in (ROOT / "tests").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            module = getattr(node, "module", None) or ""
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
             if module.startswith("tests.") and module != "tests.support":
                 imports.append(f"{path.relative_to(ROOT)}: {module}")
     assert imports == []

@@ -18,7 +18,7 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(app):
             pytest.skip("SQLite only")
         with db.engine.connect() as connection:
             assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+            assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 10000
             assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
 

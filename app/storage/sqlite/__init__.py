@@ -4,7 +4,12 @@
 SQLite is served by several gunicorn workers at once, so:
 
 * WAL mode lets readers run beside the one writer;
-* a busy timeout makes a writer wait for the lock instead of failing at once;
+* a writer waits for the lock instead of failing at once, for ``busy_timeout_seconds`` at
+  most (the writers' queue and SQLite's busy timeout together: connection.py);
+* a durable engine (production) syncs every commit (``synchronous = FULL``): a change that
+  was answered survives a power loss. Otherwise (development) ``NORMAL``, which with WAL
+  keeps the database consistent after a crash and skips an fsync per commit, but may lose
+  the last commits on power failure;
 * a write transaction begins with ``BEGIN IMMEDIATE`` after queueing on the writers' lock
   (connection.py, writer_lock.py); reads keep plain deferred transactions;
 * the WAL is checkpointed for the writers, on a thread of each process (checkpoints.py).
@@ -21,10 +26,13 @@ from .writer_lock import WriterLock
 __all__ = ["begin_transaction", "configure_sqlite"]
 
 
-def configure_sqlite(engine: Engine, busy_timeout_seconds: float, writes_option: str) -> None:
+def configure_sqlite(
+    engine: Engine, busy_timeout_seconds: float, writes_option: str, *, durable: bool = False
+) -> None:
     """The connection settings, the writers' queue and the BEGIN of ``engine``. A
     transaction begun through SQLAlchemy writes when its connection carries the execution
     option ``writes_option`` (app/storage/work.py)."""
+    synchronous = "FULL" if durable else "NORMAL"
     database = engine.url.database
     on_disk = database not in (None, "", ":memory:")
 
@@ -39,11 +47,11 @@ def configure_sqlite(engine: Engine, busy_timeout_seconds: float, writes_option:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_seconds * 1000)}")
         cursor.execute("PRAGMA foreign_keys = ON")
+        if isinstance(dbapi_connection, QueuedWriterConnection):
+            dbapi_connection.write_lock_timeout = busy_timeout_seconds
         if on_disk:
             cursor.execute("PRAGMA journal_mode = WAL")
-            # With WAL, NORMAL keeps the database consistent after a crash and skips an
-            # fsync per commit; the last commits may be lost on power failure.
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA synchronous = {synchronous}")
             if isinstance(dbapi_connection, QueuedWriterConnection):
                 dbapi_connection.writer_lock = WriterLock(database)
                 # Checkpoints are made for the writers (QueuedWriterConnection.commit).

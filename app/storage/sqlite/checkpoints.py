@@ -31,6 +31,9 @@ CHECKPOINT_EVERY_COMMITS = 64
 WAL_START_OVER_FRAMES = 4096
 # The WAL file is cut back to this size when it starts over, after a long read let it grow.
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+# The second copy waits this long at most for the writers' queue; the next checkpoint past
+# the mark tries again.
+QUEUE_WAIT_SECONDS = 10.0
 
 
 def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
@@ -62,7 +65,7 @@ def checkpoint_wal(path: str) -> tuple[int, int, int] | None:
         copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         if copied[0] or copied[1] < WAL_START_OVER_FRAMES:
             return copied
-        queue.acquire()
+        queue.acquire(QUEUE_WAIT_SECONDS)
         return connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     except (sqlite3.Error, OSError) as error:
         _checkpoint_failed(path, error)

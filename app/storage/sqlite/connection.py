@@ -6,6 +6,11 @@ and writes later cannot wait for the lock (SQLite reports "database is locked" a
 its snapshot is stale), so it takes the write lock before its first read. Before that, it
 queues on the writers' lock (writer_lock.py). Read transactions are plain deferred ones.
 Whether a transaction writes is said by the caller (app/storage/work.py), never guessed.
+
+A writer waits ``write_lock_timeout`` seconds at most for the write lock: the writers' queue
+and SQLite's own lock (its busy timeout) together. A writer that queued is given what is
+left of it for the BEGIN; one that did not has it all. Either way the wait ends in
+"database is locked" (OperationalError: 503).
 """
 
 from __future__ import annotations
@@ -27,10 +32,17 @@ class QueuedWriterConnection(sqlite3.Connection):
     all its connections to the database)."""
 
     writer_lock: WriterLock | None = None  # for a database on disk
+    write_lock_timeout = 0.0  # seconds; SQLite's busy timeout as set on connecting
 
-    def lock_for_writing(self) -> None:
-        if self.writer_lock is not None:
-            self.writer_lock.acquire()
+    def lock_for_writing(self) -> float:
+        """Queue for writing; the seconds left of ``write_lock_timeout`` for SQLite's lock."""
+        if self.writer_lock is None:
+            return self.write_lock_timeout
+        return self.write_lock_timeout - self.writer_lock.acquire(self.write_lock_timeout)
+
+    def set_busy_timeout(self, seconds: float) -> None:
+        # SQLite waits at least a millisecond: 0 would mean "do not wait at all".
+        self.execute(f"PRAGMA busy_timeout = {max(1, int(seconds * 1000))}")
 
     def unlock_for_writing(self) -> None:
         if self.writer_lock is not None:
@@ -75,10 +87,20 @@ def begin_transaction(dbapi_connection: sqlite3.Connection, dialect: Dialect, wr
     handling knows (a locked database: 503)."""
     statement = "BEGIN IMMEDIATE" if writes else "BEGIN"
     queued = writes and isinstance(dbapi_connection, QueuedWriterConnection)
-    if queued:
-        dbapi_connection.lock_for_writing()
     try:
-        dbapi_connection.execute(statement)
+        if not queued:
+            dbapi_connection.execute(statement)
+            return
+        left = dbapi_connection.lock_for_writing()
+        if left >= dbapi_connection.write_lock_timeout:
+            dbapi_connection.execute(statement)
+            return
+        # Queued for a while: SQLite's own wait gets what is left of the timeout.
+        dbapi_connection.set_busy_timeout(left)
+        try:
+            dbapi_connection.execute(statement)
+        finally:
+            dbapi_connection.set_busy_timeout(dbapi_connection.write_lock_timeout)
     except BaseException as error:
         if queued:
             dbapi_connection.unlock_for_writing()
