@@ -154,7 +154,7 @@ def test_readme_walkthroughs_run_through_the_generated_client(package, served):
     assert "AccessControl.CredentialCreate" in permissions.elementary_permissions
     acme = models.ClientCreate(ext_id="acme", name="Acme")
     expect(create_client.sync_detailed(client=api, body=acme), 201)
-    name = models.UserName(first_name="Alice", family_name="Smith")
+    name = models.UserNameInput(first_name="Alice", family_name="Smith")
     alice = models.UserCreate(ext_id="alice", login_id="alice", name=name)
     user = expect(create_user.sync_detailed("acme", client=api, body=alice), 201)
     assert user.name.first_name == "Alice"

@@ -33,7 +33,6 @@ from ..errors import (
 from ..models import TICKET, TICKET_POLICY, Client, Credential, Policy, TicketCredential, User
 from ..models.types import utcnow
 from ..storage import Prepared, RowLayout, column_keys, detached_from_row, insert_row
-from .clients import CLIENT_COLUMNS
 from .credentials import (
     CredentialRepository,
     committed_credential,
@@ -42,7 +41,7 @@ from .credentials import (
     new_credential_row,
 )
 from .policies import PolicyRepository
-from .users import USER_COLUMNS, UserRepository
+from .users import UserRepository
 
 # Security events (verifications, lock-outs, resets) are logged; ticket values never are.
 log = logging.getLogger(__name__)
@@ -77,25 +76,34 @@ def _credential_and_ticket(
 _CREDENTIAL_COLUMNS = column_keys(Credential.__table__)
 # The ticket's own row beyond its id, which is the credential's.
 _TICKET_COLUMNS = column_keys(TicketCredential.__table__, leave_out=("id",))
-_POLICY_COLUMNS = column_keys(Policy.__table__)
+# What a ticket shown needs of its user, client and policy (their extIds, and the keys that
+# tie them together): the rest of their rows is not read for it.
+_SHOWN_USER_COLUMNS = ("id", "ext_id", "client_id")
+_SHOWN_CLIENT_COLUMNS = ("id", "ext_id")
+_SHOWN_POLICY_COLUMNS = ("id", "ext_id", "client_id", "policy_type")
 
 # Where the parts of a ticket to show are in ``_TICKET_TO_SHOW``'s row.
 _SHOWN = RowLayout(
-    _CREDENTIAL_COLUMNS, _TICKET_COLUMNS, USER_COLUMNS, CLIENT_COLUMNS, _POLICY_COLUMNS
+    _CREDENTIAL_COLUMNS,
+    _TICKET_COLUMNS,
+    _SHOWN_USER_COLUMNS,
+    _SHOWN_CLIENT_COLUMNS,
+    _SHOWN_POLICY_COLUMNS,
 )
 
 
 def _ticket_to_show() -> Select:
-    """The ticket of the user a path names, with its user, client and policy: one row."""
+    """The ticket of the user a path names, with what is shown of its user, client and
+    policy: one row."""
     credentials, tickets = Credential.__table__, TicketCredential.__table__
     users, clients, policies = User.__table__, Client.__table__, Policy.__table__
     return (
         select(
             *credentials.c,
             *(tickets.c[name] for name in _TICKET_COLUMNS),
-            *users.c,
-            *clients.c,
-            *policies.c,
+            *(users.c[name] for name in _SHOWN_USER_COLUMNS),
+            *(clients.c[name] for name in _SHOWN_CLIENT_COLUMNS),
+            *(policies.c[name] for name in _SHOWN_POLICY_COLUMNS),
         )
         .join_from(credentials, tickets, tickets.c.id == credentials.c.id)
         .join(users, users.c.id == credentials.c.user_id)
@@ -193,8 +201,9 @@ class TicketRepository(CredentialRepository):
 
     def get(self, client_ext_id: str, user_ext_id: str) -> TicketCredential:
         """The user's ticket with its user, client and policy, in one plain statement, as
-        objects detached from the session (which can be shown, not changed). NoRecord names
-        what is missing: the client, the user, or the ticket."""
+        objects detached from the session (which can be shown, not changed; of the user,
+        client and policy, only their ids and extIds are loaded). NoRecord names what is
+        missing: the client, the user, or the ticket."""
         row = _TICKET_TO_SHOW.one_or_none(
             self.work, {"client_ext_id": client_ext_id, "user_ext_id": user_ext_id}
         )
