@@ -62,7 +62,6 @@ CREATED_LINKS = {
         for target in (
             "getClient",
             "updateClient",
-            "deleteClient",
             "createUser",
             "listUsers",
             "createPolicy",
@@ -76,8 +75,6 @@ CREATED_LINKS = {
         for target in (
             "getUser",
             "updateUser",
-            "deleteUser",
-            "archiveUser",
             "createTicket",
             "listUserCredentials",
         )

@@ -100,8 +100,9 @@ def created_links(spec: APISpec) -> None:
     alike) or, for what a parent holds one of, lies at or under its path; and when every other
     parameter of its path is one of the create's own. Left out: what another create makes
     there (a new user has no ticket until one is created for it, so only that create is
-    linked). The new object's extId comes from the response body, the other parameters from
-    the create's path.
+    linked), and what removes an object other creates make things in (deleting a client or a
+    user, archiving a user). The new object's extId comes from the response body, the other
+    parameters from the create's path.
     """
     paths: dict[str, Any] = spec._paths  # apispec has no public read of the paths it holds
     ids = [operation["operationId"] for _, _, operation in _operations(paths)]
@@ -117,10 +118,20 @@ def created_links(spec: APISpec) -> None:
             if other.created_path.startswith(f"{create.created_path}/")
         ]
         known = _parameters(create.path) | {create.new_parameter}
+        # What other creates make in it (a client's users, a user's ticket).
+        holds_others = any(
+            create.new_parameter in _parameters(other.path)
+            for other in creates
+            if other is not create
+        )
         links = {}
-        for target_path, _, target in _operations(paths):
+        for target_path, method, target in _operations(paths):
             needed = _parameters(target_path)
             if target is create.operation or not needed <= known:
+                continue
+            if holds_others and (method == "delete" or target_path.endswith("/archive")):
+                # Removing it removes what was made in it since: a follower of the links
+                # would then find the objects of later creates gone.
                 continue
             is_create = any(target is other.operation for other in creates)
             if not is_create and any(_at_or_under(target_path, path) for path in deeper):

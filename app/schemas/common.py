@@ -150,6 +150,17 @@ class StateName(fields.String):
         return state
 
 
+class JsonBoolean(fields.Boolean):
+    """A JSON boolean of a body: ``true`` or ``false``, nothing else (marshmallow's own takes
+    0, 1, "yes" and the like, which the OpenAPI document does not allow)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        # Not "in truthy": 1 == True and 0 == False.
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
 class Version(fields.Integer):
     """An entity version: a positive whole number, as a JSON number or a string of ASCII
     digits (the seeds' sibling pages type it both ways). ``5.5`` is refused."""

@@ -7,7 +7,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates
 
 from ..crypto import HASH_ALGORITHMS
 from ..models import POLICY_TYPES
-from .common import CreateSchema, ExtId, InputSchema, TrackedSchema, Version
+from .common import CreateSchema, ExtId, InputSchema, JsonBoolean, TrackedSchema, Version
 
 MAX_MILLISECONDS = 100 * 365 * 24 * 3600 * 1000  # a hundred years
 # What a policy's parameters may hold (contract section 8).
@@ -97,7 +97,7 @@ class PolicyCreateSchema(KnownParameters, CreateSchema):
     policyType = fields.String(
         attribute="policy_type", required=True, validate=validate.OneOf(POLICY_TYPES)
     )
-    defaultPolicy = fields.Boolean(attribute="default_policy", allow_none=True)
+    defaultPolicy = JsonBoolean(attribute="default_policy", allow_none=True)
     parameters = PolicyParameters(allow_none=True)
     # nevisIDM's create body has it; a new policy starts at version 1 whatever is sent.
     version = Version(load_only=True, allow_none=True)
@@ -115,7 +115,7 @@ class PolicyUpdateSchema(KnownParameters, InputSchema):
     version = Version()
     name = fields.String(validate=validate.Length(min=1, max=255))
     description = fields.String(allow_none=True, validate=validate.Length(max=DESCRIPTION_MAX))
-    defaultPolicy = fields.Boolean(attribute="default_policy")
+    defaultPolicy = JsonBoolean(attribute="default_policy")
     parameters = PolicyParameters()
 
 

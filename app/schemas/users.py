@@ -12,7 +12,15 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
 from ..domain.users import USER_STATES, user_validity_problem
-from .common import ExtId, InputSchema, OutputSchema, TrackedSchema, UtcDateTime, Version
+from .common import (
+    ExtId,
+    InputSchema,
+    JsonBoolean,
+    OutputSchema,
+    TrackedSchema,
+    UtcDateTime,
+    Version,
+)
 
 SHORT_TEXT = validate.Length(max=255)
 TEXT_MAX = 4000
@@ -101,7 +109,7 @@ class UserFieldsSchema(InputSchema):
         validate=validate.Regexp(r"[a-z]{2}\Z", error="Must be an ISO 639-1 code, e.g. en."),
         metadata={"default": "en"},
     )
-    isTechnicalUser = fields.Boolean(attribute="is_technical_user", metadata={"default": False})
+    isTechnicalUser = JsonBoolean(attribute="is_technical_user", metadata={"default": False})
     name = fields.Nested(UserNameInputSchema, allow_none=True)
     properties = CustomProperties(allow_none=True, load_only=True)
     sex = fields.String(allow_none=True, validate=validate.OneOf(GENDERS))

@@ -366,3 +366,26 @@ def test_a_user_not_active_or_outside_its_validity_cannot_verify(
         f"{ALICE}/ticket/verify", json={"ticket": issued["plainTicket"]}, headers=admin
     )
     assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize("sent", [0, 1, "true", "yes"])
+@pytest.mark.parametrize(
+    ("method", "path", "field"),
+    [
+        ("PATCH", "/acme/users/alice", "isTechnicalUser"),
+        ("POST", "/acme/users", "isTechnicalUser"),
+        ("POST", "/acme/policies", "defaultPolicy"),
+    ],
+)
+def test_a_boolean_field_takes_true_or_false_alone(client, admin, acme, method, path, field, sent):
+    body = {"loginId": "bob", "name": "P", "policyType": "TicketPolicy"} if method == "POST" else {}
+    if path.endswith("/users"):
+        body = {"loginId": "bob"}
+    elif path.endswith("/policies"):
+        body = {"name": "P", "policyType": "TicketPolicy"}
+    response = client.open(
+        f"{CORE}{path}", method=method, json={**body, field: sent}, headers=admin
+    )
+    assert response.status_code == 422, response.json
+    assert response.json["errors"][0]["field"] == field
+    assert count_rows(client.application, "users") == 1
